@@ -1,0 +1,73 @@
+#!/usr/bin/env bash
+# Builds the images the tests and benchmarks use, from Debian's packages, with no registry:
+# mmdebstrap writes a root filesystem tarball from this machine's apt sources and
+# `docker import` turns it into an image. Each image is tagged by a hash of its recipe
+# (this script plus its files under tests/images/), so a second run with an unchanged recipe
+# builds nothing. The stable tag `:test` always points at the current build.
+#
+#   scripts/images.sh            base and postgres images
+#   scripts/images.sh stowage    also the stowage runtime image (needs target/debug/stowage)
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+SUITE=bookworm
+EXCLUDES=(--dpkgopt='path-exclude=/usr/share/doc/*' --dpkgopt='path-exclude=/usr/share/man/*'
+	--dpkgopt='path-exclude=/usr/share/locale/*' --dpkgopt='path-exclude=/usr/share/info/*')
+
+need() { command -v "$1" >/dev/null || { echo "images.sh: '$1' is missing (scripts/test.sh installs it)" >&2; exit 1; }; }
+need mmdebstrap
+need docker
+
+recipe_hash() { # name, files...
+	{ echo "$SUITE"; cat "$0"; for f in "$@"; do cat "$f"; done; } | sha256sum | cut -c1-16
+}
+
+have_image() { docker image inspect "$1" >/dev/null 2>&1; }
+
+# build_rootfs NAME HASH [mmdebstrap args...] [-- docker import --change args...]
+build_rootfs() {
+	local name=$1 hash=$2; shift 2
+	local mm=() changes=()
+	while [ $# -gt 0 ] && [ "$1" != -- ]; do mm+=("$1"); shift; done
+	[ "${1:-}" = -- ] && shift
+	for c in "$@"; do changes+=(--change "$c"); done
+	local tag="stowage-test/$name:$hash"
+	if have_image "$tag"; then
+		echo "images: $tag is cached"
+	else
+		local started=$SECONDS tar
+		tar=$(mktemp --suffix=.tar)
+		echo "images: building $tag with mmdebstrap"
+		mmdebstrap --quiet --variant=minbase "${EXCLUDES[@]}" "${mm[@]}" "$SUITE" "$tar"
+		docker import "${changes[@]}" "$tar" "$tag" >/dev/null
+		rm -f "$tar"
+		echo "images: built $tag in $((SECONDS - started)) s"
+	fi
+	docker tag "$tag" "stowage-test/$name:test"
+}
+
+base_hash=$(recipe_hash)
+build_rootfs base "$base_hash" --include=ca-certificates,procps \
+	-- 'ENV LANG=C.UTF-8' 'CMD ["bash"]'
+
+pg_dir=tests/images/postgres
+pg_hash=$(recipe_hash "$pg_dir/docker-entrypoint.sh")
+build_rootfs postgres "$pg_hash" --include=postgresql-15,procps \
+	--customize-hook='rm -rf "$1"/var/lib/postgresql/15 "$1"/etc/postgresql/15' \
+	--customize-hook="copy-in $pg_dir/docker-entrypoint.sh /usr/local/bin/" \
+	--customize-hook='mkdir -p "$1"/docker-entrypoint-initdb.d' \
+	-- 'ENV LANG=C.UTF-8 PGDATA=/var/lib/postgresql/data PATH=/usr/lib/postgresql/15/bin:/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin PG_MAJOR=15' \
+	'ENTRYPOINT ["docker-entrypoint.sh"]' 'CMD ["postgres"]' 'EXPOSE 5432'
+
+if [ "${1:-}" = stowage ]; then
+	bin=${STOWAGE_BIN:-target/debug/stowage}
+	[ -x "$bin" ] || { echo "images.sh: $bin not built" >&2; exit 1; }
+	# The runtime image as the Dockerfile's runtime stage makes it, on the locally built base,
+	# from a context that holds only the binary.
+	ctx=$(mktemp -d)
+	cp "$bin" "$ctx/stowage"
+	docker build --quiet -f tests/images/stowage.Dockerfile --build-arg BASE=stowage-test/base:test \
+		-t stowage-test/stowage:test "$ctx" >/dev/null
+	rm -rf "$ctx"
+	echo "images: stowage-test/stowage:test from $bin"
+fi

@@ -1,0 +1,340 @@
+//! Artifacts on disk: names, temp files, atomic commit, manifests and crash clean-up.
+//!
+//! Layout: `<backup_dir>/<target>/<UTC time>_<target>_<database>.<ext>.zst`, with the
+//! manifest beside it as `<artifact>.json`. Names sort by time and every component is made
+//! file-safe, so no label can point outside the target's directory.
+//!
+//! A dump is written to a hidden temp file (`.<final name>.<pid>.stowage-tmp`) in the final
+//! directory; only a complete, verified, fsynced file is linked to its final name (a hard
+//! link, which fails rather than replace an existing file), then the directory is fsynced.
+//! The manifest is written the same way, after the artifact: an artifact without a
+//! manifest is visibly incomplete. Temp files that a crash left behind are removed at
+//! start-up, under a lock so that one stowage process never removes another's temp files.
+
+use std::fs::{self, File, OpenOptions};
+use std::io::{self, Write};
+use std::path::{Path, PathBuf};
+
+use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
+
+use crate::labels::file_safe;
+
+/// Suffix of temp files.
+pub const TEMP_SUFFIX: &str = ".stowage-tmp";
+/// Name of the lock file in the backup directory.
+pub const LOCK_FILE: &str = ".stowage.lock";
+/// Suffix of manifests (after the artifact's own name).
+pub const MANIFEST_SUFFIX: &str = ".json";
+
+/// The manifest version this stowage writes.
+pub const MANIFEST_FORMAT: u32 = 1;
+
+/// What a manifest records about one artifact. Never holds a secret.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Manifest {
+    /// Manifest format version.
+    pub format: u32,
+    /// stowage's version.
+    pub stowage_version: String,
+    /// Target name.
+    pub target: String,
+    /// The container that was dumped.
+    pub container: ContainerRef,
+    /// Engine name.
+    pub engine: String,
+    /// Database name, or `all`.
+    pub database: String,
+    /// First line of the dump tool's `--version`.
+    pub dump_tool_version: Option<String>,
+    /// When the dump started.
+    pub started_at: DateTime<Utc>,
+    /// When the artifact was committed.
+    pub finished_at: DateTime<Utc>,
+    /// The raw dump.
+    pub raw: Content,
+    /// The stored file.
+    pub stored: Stored,
+}
+
+/// The container an artifact came from.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ContainerRef {
+    /// Container ID.
+    pub id: String,
+    /// Container name.
+    pub name: String,
+    /// Image reference.
+    pub image: String,
+}
+
+/// Size and hash of a byte stream.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Content {
+    /// Bytes.
+    pub bytes: u64,
+    /// Hex sha256.
+    pub sha256: String,
+}
+
+/// The stored file.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Stored {
+    /// File name (in the same directory as the manifest).
+    pub file: String,
+    /// Bytes in the file.
+    pub bytes: u64,
+    /// Hex sha256 of the file.
+    pub sha256: String,
+    /// `zstd`.
+    pub compression: String,
+    /// zstd level.
+    pub compression_level: i32,
+    /// Whether the file is age-encrypted.
+    pub encrypted: bool,
+}
+
+/// The final name of an artifact: `<time>_<target>_<database>.<ext>.zst`.
+pub fn artifact_file_name(target: &str, database: &str, ext: &str, at: DateTime<Utc>) -> String {
+    format!(
+        "{}_{}_{}.{}.zst",
+        at.format("%Y%m%dT%H%M%SZ"),
+        file_safe(target),
+        file_safe(database),
+        file_safe(ext)
+    )
+}
+
+/// The directory of a target's artifacts.
+pub fn target_dir(backup_dir: &Path, target: &str) -> PathBuf {
+    backup_dir.join(file_safe(target))
+}
+
+/// A temp file that is removed when dropped unless committed.
+#[derive(Debug)]
+pub struct TempFile {
+    path: PathBuf,
+    committed: bool,
+}
+
+impl TempFile {
+    /// Creates a new temp file for `final_name` in `dir` (created if missing).
+    pub fn create(dir: &Path, final_name: &str) -> io::Result<(Self, File)> {
+        fs::create_dir_all(dir)?;
+        let path = dir.join(format!(".{final_name}.{}{TEMP_SUFFIX}", std::process::id()));
+        let file = OpenOptions::new()
+            .write(true)
+            .create_new(true)
+            .open(&path)?;
+        Ok((
+            Self {
+                path,
+                committed: false,
+            },
+            file,
+        ))
+    }
+
+    /// The temp file's path.
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    /// Gives the (fsynced) content its final name without ever replacing a file: if the name
+    /// is taken, `-2`, `-3`, … is added before the extension. Returns the final path.
+    pub fn commit(mut self, final_name: &str) -> io::Result<PathBuf> {
+        let dir = self
+            .path
+            .parent()
+            .expect("temp files live in a directory")
+            .to_path_buf();
+        // Insert the counter before the last two extensions (`.sql.zst`).
+        let cut = final_name
+            .rmatch_indices('.')
+            .nth(1)
+            .map_or(final_name.len(), |(i, _)| i);
+        let (stem, ext) = final_name.split_at(cut);
+        for n in 1..100 {
+            let name = if n == 1 {
+                final_name.to_string()
+            } else {
+                format!("{stem}-{n}{ext}")
+            };
+            let target = dir.join(&name);
+            match fs::hard_link(&self.path, &target) {
+                Ok(()) => {
+                    fs::remove_file(&self.path)?;
+                    self.committed = true;
+                    sync_dir(&dir)?;
+                    return Ok(target);
+                }
+                Err(e) if e.kind() == io::ErrorKind::AlreadyExists => continue,
+                Err(e) => return Err(e),
+            }
+        }
+        Err(io::Error::new(
+            io::ErrorKind::AlreadyExists,
+            format!("{final_name}: 99 artifacts with this name already exist"),
+        ))
+    }
+}
+
+impl Drop for TempFile {
+    fn drop(&mut self) {
+        if !self.committed {
+            let _ = fs::remove_file(&self.path);
+        }
+    }
+}
+
+/// fsyncs a directory, making a rename or link in it durable.
+pub fn sync_dir(dir: &Path) -> io::Result<()> {
+    File::open(dir)?.sync_all()
+}
+
+/// Path of the manifest of an artifact.
+pub fn manifest_path(artifact: &Path) -> PathBuf {
+    let mut s = artifact.as_os_str().to_owned();
+    s.push(MANIFEST_SUFFIX);
+    PathBuf::from(s)
+}
+
+/// Writes a manifest atomically (temp, fsync, rename, fsync directory).
+pub fn write_manifest(artifact: &Path, manifest: &Manifest) -> io::Result<PathBuf> {
+    let path = manifest_path(artifact);
+    let dir = path.parent().expect("artifacts live in a directory");
+    let name = path
+        .file_name()
+        .expect("a file name")
+        .to_string_lossy()
+        .into_owned();
+    let (mut temp, mut file) = TempFile::create(dir, &name)?;
+    let json = serde_json::to_vec_pretty(manifest).map_err(io::Error::other)?;
+    file.write_all(&json)?;
+    file.write_all(b"\n")?;
+    file.sync_all()?;
+    fs::rename(temp.path(), &path)?;
+    temp.committed = true;
+    sync_dir(dir)?;
+    Ok(path)
+}
+
+/// Reads a manifest.
+pub fn read_manifest(path: &Path) -> io::Result<Manifest> {
+    serde_json::from_slice(&fs::read(path)?).map_err(io::Error::other)
+}
+
+/// Holds a shared lock on the backup directory for the life of the process.
+#[derive(Debug)]
+pub struct DirLock {
+    _file: File,
+}
+
+/// Locks the backup directory (creating it) and, if no other stowage process is using it,
+/// removes the temp files a crash left behind. Returns the lock and how many were removed.
+pub fn open_backup_dir(backup_dir: &Path) -> io::Result<(DirLock, usize)> {
+    fs::create_dir_all(backup_dir)?;
+    let file = OpenOptions::new()
+        .create(true)
+        .truncate(false)
+        .write(true)
+        .open(backup_dir.join(LOCK_FILE))?;
+    let mut removed = 0;
+    match file.try_lock() {
+        Ok(()) => {
+            removed = remove_temp_files(backup_dir)?;
+            file.unlock()?;
+        }
+        Err(fs::TryLockError::WouldBlock) => {
+            tracing::info!(dir = %backup_dir.display(), "another stowage process uses the backup directory; leaving temp files alone");
+        }
+        Err(fs::TryLockError::Error(e)) => return Err(e),
+    }
+    file.lock_shared()?;
+    Ok((DirLock { _file: file }, removed))
+}
+
+fn remove_temp_files(backup_dir: &Path) -> io::Result<usize> {
+    let mut removed = 0;
+    for entry in fs::read_dir(backup_dir)? {
+        let entry = entry?;
+        if !entry.file_type()?.is_dir() {
+            continue;
+        }
+        for file in fs::read_dir(entry.path())? {
+            let file = file?;
+            let name = file.file_name();
+            let name = name.to_string_lossy();
+            if name.starts_with('.') && name.ends_with(TEMP_SUFFIX) && file.file_type()?.is_file() {
+                fs::remove_file(file.path())?;
+                tracing::info!(file = %file.path().display(), "removed a temp file left by an interrupted backup");
+                removed += 1;
+            }
+        }
+    }
+    Ok(removed)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use chrono::TimeZone;
+
+    fn scratch(name: &str) -> PathBuf {
+        let d =
+            std::env::temp_dir().join(format!("stowage-artifact-{name}-{}", std::process::id()));
+        let _ = fs::remove_dir_all(&d);
+        d
+    }
+
+    #[test]
+    fn names_sort_by_time_and_stay_inside() {
+        let t = |h| Utc.with_ymd_and_hms(2026, 1, 2, h, 4, 5).unwrap();
+        let a = artifact_file_name("../x", "db/1", "sql", t(3));
+        assert_eq!(a, "20260102T030405Z__.._x_db_1.sql.zst");
+        assert!(!a.contains('/'));
+        assert!(
+            artifact_file_name("x", "d", "sql", t(3)) < artifact_file_name("x", "d", "sql", t(12))
+        );
+        assert_eq!(
+            target_dir(Path::new("/b"), "../../etc"),
+            PathBuf::from("/b/_.._.._etc")
+        );
+    }
+
+    #[test]
+    fn commit_never_replaces_and_drop_cleans() {
+        let dir = scratch("commit");
+        let (t1, mut f1) = TempFile::create(&dir, "a.b.sql.zst").unwrap();
+        f1.write_all(b"one").unwrap();
+        let p1 = t1.commit("a.b.sql.zst").unwrap();
+        let (t2, mut f2) = TempFile::create(&dir, "a.b.sql.zst").unwrap();
+        f2.write_all(b"two").unwrap();
+        let p2 = t2.commit("a.b.sql.zst").unwrap();
+        assert_eq!(fs::read(&p1).unwrap(), b"one");
+        assert_eq!(p2, dir.join("a.b-2.sql.zst"));
+        {
+            let (t3, _f3) = TempFile::create(&dir, "b.sql.zst").unwrap();
+            assert!(t3.path().exists());
+        }
+        let names: Vec<_> = fs::read_dir(&dir)
+            .unwrap()
+            .map(|e| e.unwrap().file_name())
+            .collect();
+        assert_eq!(names.len(), 2, "{names:?}");
+        fs::remove_dir_all(&dir).unwrap();
+    }
+
+    #[test]
+    fn startup_removes_only_temp_files() {
+        let dir = scratch("cleanup");
+        let t = dir.join("db");
+        fs::create_dir_all(&t).unwrap();
+        fs::write(t.join(".x.sql.zst.77.stowage-tmp"), b"partial").unwrap();
+        fs::write(t.join("x.sql.zst"), b"keep").unwrap();
+        let (_lock, removed) = open_backup_dir(&dir).unwrap();
+        assert_eq!(removed, 1);
+        assert!(t.join("x.sql.zst").exists());
+        fs::remove_dir_all(&dir).unwrap();
+    }
+}

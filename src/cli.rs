@@ -1,0 +1,280 @@
+//! The command line: argument definitions and what each command does.
+//!
+//! This is the binary's edge: it loads configuration, connects to Docker, calls the library
+//! and turns results into output and exit codes (0 all good, 1 a backup failed or a labelled
+//! container could not be planned, 2 usage or configuration errors). Human-readable results go
+//! to stdout, logs to stderr.
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use anyhow::Context;
+use chrono::Utc;
+use clap::{Parser, Subcommand};
+
+use crate::backup::{self, Options};
+use crate::config::{self, Config};
+use crate::engine::Registry;
+use crate::pipeline::Settings;
+use crate::plan::{self, Databases, Entry, Target};
+use crate::schedule::Schedule;
+use crate::{artifact, daemon, discovery, docker};
+
+/// Backs up the databases in your Docker containers, found by their labels.
+#[derive(Debug, Parser)]
+#[command(name = "stowage", version, about)]
+pub struct Cli {
+    /// Config file (default: $STOWAGE_CONFIG, else /etc/stowage/stowage.toml if present).
+    #[arg(long, global = true, value_name = "FILE")]
+    pub config: Option<PathBuf>,
+    /// What to do.
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+/// The commands.
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Run as a daemon: back up every labelled container on its schedule.
+    Run,
+    /// Back up now: the named targets (target or container names), or all of them.
+    Backup {
+        /// Targets to back up; all when none is given.
+        targets: Vec<String>,
+    },
+    /// Show what would be backed up, how, and why a labelled container is skipped.
+    Plan,
+    /// Print the default configuration file.
+    Config,
+}
+
+/// Runs a parsed command line.
+pub async fn run(cli: Cli) -> ExitCode {
+    let result = match cli.command {
+        Command::Config => {
+            print!("{}", config::DEFAULT_CONFIG);
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Plan => cmd_plan(cli.config).await,
+        Command::Backup { targets } => cmd_backup(cli.config, targets).await,
+        Command::Run => cmd_run(cli.config).await,
+    };
+    result.unwrap_or_else(|e| {
+        eprintln!("error: {e:#}");
+        ExitCode::from(2)
+    })
+}
+
+struct Setup {
+    config: Config,
+    registry: Registry,
+    docker: bollard::Docker,
+    default_schedule: Schedule,
+}
+
+async fn setup(config_path: Option<PathBuf>) -> anyhow::Result<Setup> {
+    let config = Config::load(config_path.as_deref())?;
+    let registry = Registry::builtin()?;
+    let docker = docker::connect().await?;
+    let default_schedule = Schedule::parse(&config.schedule)?;
+    Ok(Setup {
+        config,
+        registry,
+        docker,
+        default_schedule,
+    })
+}
+
+fn options(config: &Config) -> Options {
+    Options {
+        backup_dir: config.backup_dir.clone(),
+        compression: Settings {
+            level: config.compression.level,
+            threads: config.compression.threads,
+        },
+    }
+}
+
+async fn discover_and_plan(s: &Setup) -> anyhow::Result<Vec<Entry>> {
+    let containers =
+        discovery::labelled_containers(&s.docker, s.config.instance.as_deref()).await?;
+    Ok(plan::plan(&containers, &s.registry, &s.default_schedule))
+}
+
+async fn cmd_plan(config_path: Option<PathBuf>) -> anyhow::Result<ExitCode> {
+    let s = setup(config_path).await?;
+    let entries = discover_and_plan(&s).await?;
+    let now = Utc::now();
+    let (mut planned, mut skipped, mut errors) = (0, 0, 0);
+    for entry in &entries {
+        match entry {
+            Entry::Target(t) => {
+                planned += 1;
+                print_target(t, now);
+            }
+            Entry::Skipped(skip) => {
+                skipped += 1;
+                errors += usize::from(skip.is_error);
+                println!("skipped {}: {}", skip.container, skip.reason);
+            }
+        }
+    }
+    println!(
+        "{planned} target(s), {skipped} labelled container(s) skipped; artifacts go to {}",
+        s.config.backup_dir.display()
+    );
+    Ok(if errors > 0 {
+        ExitCode::FAILURE
+    } else {
+        ExitCode::SUCCESS
+    })
+}
+
+fn print_target(t: &Target, now: chrono::DateTime<Utc>) {
+    println!("{}", t.name);
+    println!(
+        "  container: {} ({}, image {})",
+        t.container.name,
+        t.container.short_id(),
+        t.container.image
+    );
+    println!(
+        "  engine:    {} — {}",
+        t.engine.name(),
+        t.engine.spec.description
+    );
+    let databases = match &t.databases {
+        Databases::All => "all".to_string(),
+        Databases::Named(n) => format!("{} (label stowage.database)", n.join(", ")),
+        Databases::Default => t
+            .vars
+            .get("database")
+            .map(|c| c.describe())
+            .unwrap_or_default(),
+    };
+    println!("  database:  {databases}");
+    for (name, chosen) in &t.vars {
+        if name != "database" {
+            println!("  {:<10} {}", format!("{name}:"), chosen.describe());
+        }
+    }
+    let next = t
+        .next_run(now)
+        .map(|n| n.format("%Y-%m-%d %H:%M UTC").to_string())
+        .unwrap_or_else(|| "never".into());
+    println!("  schedule:  {} (next run {next})", t.schedule.as_str());
+    for w in &t.warnings {
+        println!("  warning:   {w}");
+    }
+}
+
+async fn cmd_backup(config_path: Option<PathBuf>, wanted: Vec<String>) -> anyhow::Result<ExitCode> {
+    let s = setup(config_path).await?;
+    let (_lock, removed) = artifact::open_backup_dir(&s.config.backup_dir).with_context(|| {
+        format!(
+            "cannot use backup directory {}",
+            s.config.backup_dir.display()
+        )
+    })?;
+    if removed > 0 {
+        tracing::info!(removed, "removed temp files left by an interrupted run");
+    }
+    let entries = discover_and_plan(&s).await?;
+    let mut failed = false;
+    let mut selected: Vec<&Target> = Vec::new();
+    for entry in &entries {
+        let matches = |names: &[&str]| {
+            wanted.is_empty() || wanted.iter().any(|w| names.contains(&w.as_str()))
+        };
+        match entry {
+            Entry::Target(t)
+                if matches(&[&t.name, &t.container.name])
+                    || wanted
+                        .iter()
+                        .any(|w| w.len() >= 4 && t.container.id.starts_with(w.as_str())) =>
+            {
+                selected.push(t)
+            }
+            Entry::Skipped(skip) if matches(&[&skip.container]) => {
+                let explicit = !wanted.is_empty();
+                if skip.is_error || explicit {
+                    failed = true;
+                    tracing::error!(container = %skip.container, "not backed up: {}", skip.reason);
+                } else {
+                    tracing::info!(container = %skip.container, "not backed up: {}", skip.reason);
+                }
+            }
+            _ => {}
+        }
+    }
+    for w in &wanted {
+        let known = entries.iter().any(|e| match e {
+            Entry::Target(t) => {
+                &t.name == w
+                    || &t.container.name == w
+                    || (w.len() >= 4 && t.container.id.starts_with(w.as_str()))
+            }
+            Entry::Skipped(s) => &s.container == w,
+        });
+        if !known {
+            failed = true;
+            tracing::error!(
+                "no labelled container or target named {w:?}; `stowage plan` lists them"
+            );
+        }
+    }
+    if selected.is_empty() && wanted.is_empty() {
+        tracing::warn!(
+            "no labelled containers to back up: add the label stowage.enable=true to a database container"
+        );
+    }
+    let opts = options(&s.config);
+    let permits = std::sync::Arc::new(tokio::sync::Semaphore::new(s.config.daemon.max_concurrent));
+    let runs = selected.iter().map(|t| {
+        let (docker, opts, permits) = (&s.docker, &opts, permits.clone());
+        async move {
+            let _permit = permits.acquire().await.expect("never closed");
+            backup::backup_target(docker, t, opts).await
+        }
+    });
+    for results in futures_util::future::join_all(runs).await {
+        for r in results {
+            match r {
+                Ok(o) => println!("{}", o.artifact.display()),
+                Err(_) => failed = true, // already logged with full context
+            }
+        }
+    }
+    Ok(if failed {
+        ExitCode::FAILURE
+    } else {
+        ExitCode::SUCCESS
+    })
+}
+
+async fn cmd_run(config_path: Option<PathBuf>) -> anyhow::Result<ExitCode> {
+    let s = setup(config_path).await?;
+    let (_lock, removed) = artifact::open_backup_dir(&s.config.backup_dir).with_context(|| {
+        format!(
+            "cannot use backup directory {}",
+            s.config.backup_dir.display()
+        )
+    })?;
+    if removed > 0 {
+        tracing::info!(removed, "removed temp files left by an interrupted run");
+    }
+    let opts = options(&s.config);
+    daemon::run(s.docker, s.config, s.registry, opts, shutdown_signal()).await;
+    Ok(ExitCode::SUCCESS)
+}
+
+/// Completes on SIGTERM or SIGINT.
+async fn shutdown_signal() {
+    use tokio::signal::unix::{SignalKind, signal};
+    let mut term = signal(SignalKind::terminate()).expect("installing a SIGTERM handler");
+    let mut int = signal(SignalKind::interrupt()).expect("installing a SIGINT handler");
+    tokio::select! {
+        _ = term.recv() => tracing::info!("SIGTERM received"),
+        _ = int.recv() => tracing::info!("SIGINT received"),
+    }
+}

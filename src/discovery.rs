@@ -1,0 +1,177 @@
+//! Finding the containers to back up.
+//!
+//! Lists every container (running or not) that carries a `stowage.enable` label and inspects
+//! each one for what planning needs: name, image, state, labels and environment. It reads the
+//! Docker API only; deciding what a container means is [`crate::plan`]'s job.
+
+use std::collections::BTreeMap;
+use std::fmt;
+
+use bollard::Docker;
+use bollard::query_parameters::{InspectContainerOptions, ListContainersOptionsBuilder};
+use futures_util::StreamExt;
+
+/// The label whose presence makes a container a candidate.
+pub const ENABLE_LABEL: &str = "stowage.enable";
+
+/// The label that assigns a container to one stowage instance (config `instance`).
+pub const INSTANCE_LABEL: &str = "stowage.instance";
+
+/// How many container inspections run at once.
+const INSPECT_CONCURRENCY: usize = 16;
+
+/// A container's environment. Values may be secrets, so `Debug` shows the names only.
+#[derive(Clone, Default)]
+pub struct Env(BTreeMap<String, String>);
+
+impl Env {
+    /// Parses Docker's `KEY=value` list.
+    pub fn from_list(list: &[String]) -> Self {
+        Self(
+            list.iter()
+                .filter_map(|kv| kv.split_once('='))
+                .map(|(k, v)| (k.to_string(), v.to_string()))
+                .collect(),
+        )
+    }
+
+    /// The value of one variable.
+    pub fn get(&self, key: &str) -> Option<&str> {
+        self.0.get(key).map(String::as_str)
+    }
+}
+
+impl fmt::Debug for Env {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_set().entries(self.0.keys()).finish()
+    }
+}
+
+/// What stowage knows about one container. `Debug` shows label and variable names only:
+/// label values may hold secrets (`stowage.password`).
+#[derive(Clone)]
+pub struct ContainerInfo {
+    /// Full container ID.
+    pub id: String,
+    /// Name without the leading `/`.
+    pub name: String,
+    /// Image reference as the container was created with (e.g. `postgres:16`).
+    pub image: String,
+    /// Docker's state word: running, exited, paused, …
+    pub state: String,
+    /// All labels.
+    pub labels: BTreeMap<String, String>,
+    /// Environment (image's and container's).
+    pub env: Env,
+}
+
+impl fmt::Debug for ContainerInfo {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("ContainerInfo")
+            .field("id", &self.id)
+            .field("name", &self.name)
+            .field("image", &self.image)
+            .field("state", &self.state)
+            .field("labels", &self.labels.keys().collect::<Vec<_>>())
+            .field("env", &self.env)
+            .finish()
+    }
+}
+
+impl ContainerInfo {
+    /// Whether the container is running (an exec can only run in a running container).
+    pub fn is_running(&self) -> bool {
+        self.state == "running"
+    }
+
+    /// The first 12 characters of the ID, as `docker ps` shows it.
+    pub fn short_id(&self) -> &str {
+        &self.id[..self.id.len().min(12)]
+    }
+}
+
+/// The engine could not be asked for its containers.
+#[derive(Debug, thiserror::Error)]
+#[error("listing containers labelled {ENABLE_LABEL} failed: {0}. Is the Docker engine reachable?")]
+pub struct DiscoveryError(#[from] bollard::errors::Error);
+
+/// Lists and inspects every container with a `stowage.enable` label (and, with `instance`,
+/// `stowage.instance=<instance>`), sorted by name. A container that disappears between
+/// listing and inspection is left out.
+pub async fn labelled_containers(
+    docker: &Docker,
+    instance: Option<&str>,
+) -> Result<Vec<ContainerInfo>, DiscoveryError> {
+    let mut wanted = vec![ENABLE_LABEL.to_string()];
+    if let Some(i) = instance {
+        wanted.push(format!("{INSTANCE_LABEL}={i}"));
+    }
+    let filters = std::collections::HashMap::from([(
+        "label",
+        wanted.iter().map(String::as_str).collect::<Vec<_>>(),
+    )]);
+    let opts = ListContainersOptionsBuilder::default()
+        .all(true)
+        .filters(&filters)
+        .build();
+    let summaries = docker.list_containers(Some(opts)).await?;
+    let ids: Vec<String> = summaries.into_iter().filter_map(|s| s.id).collect();
+    let inspected: Vec<_> = futures_util::stream::iter(ids)
+        .map(|id| async move {
+            (
+                docker
+                    .inspect_container(&id, None::<InspectContainerOptions>)
+                    .await,
+                id,
+            )
+        })
+        .buffer_unordered(INSPECT_CONCURRENCY)
+        .collect()
+        .await;
+    let mut out = Vec::new();
+    for (result, id) in inspected {
+        match result {
+            Ok(c) => {
+                let config = c.config.unwrap_or_default();
+                out.push(ContainerInfo {
+                    name: c
+                        .name
+                        .unwrap_or_default()
+                        .trim_start_matches('/')
+                        .to_string(),
+                    image: config.image.unwrap_or_default(),
+                    state: c
+                        .state
+                        .and_then(|s| s.status)
+                        .map(|s| s.to_string())
+                        .unwrap_or_else(|| "unknown".into()),
+                    labels: config.labels.unwrap_or_default().into_iter().collect(),
+                    env: Env::from_list(&config.env.unwrap_or_default()),
+                    id: c.id.unwrap_or(id),
+                });
+            }
+            Err(bollard::errors::Error::DockerResponseServerError {
+                status_code: 404, ..
+            }) => tracing::debug!(container = %id, "container vanished while being inspected"),
+            Err(e) => return Err(e.into()),
+        }
+    }
+    out.sort_by(|a, b| a.name.cmp(&b.name));
+    Ok(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn env_debug_hides_values() {
+        let env = Env::from_list(&["POSTGRES_PASSWORD=s3cret".into(), "A=b=c".into()]);
+        assert_eq!(env.get("A"), Some("b=c"));
+        let shown = format!("{env:?}");
+        assert!(
+            shown.contains("POSTGRES_PASSWORD") && !shown.contains("s3cret"),
+            "{shown}"
+        );
+    }
+}

@@ -1,0 +1,377 @@
+//! Database engines, as data.
+//!
+//! Each engine is a TOML spec (`engines/*.toml`, embedded at build time) interpreted by this
+//! module: detection from image and environment, choosing where each variable's value comes
+//! from, and rendering the dump command. Nothing here is specific to one database: a new
+//! capability becomes a word of the spec vocabulary in [`spec`], not a special case.
+//! This module runs nothing in containers; [`crate::backup`] does, with what it renders.
+
+pub mod spec;
+pub mod template;
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+
+pub use spec::{Engine, EngineSpec, Source, SpecError};
+
+use crate::discovery::ContainerInfo;
+use crate::labels::Labels;
+use crate::secret::Secret;
+
+/// The built-in specs: (file name, text).
+const BUILTIN: &[(&str, &str)] = &[("postgres", include_str!("../../engines/postgres.toml"))];
+
+/// The engines stowage knows.
+#[derive(Debug, Clone)]
+pub struct Registry {
+    engines: Vec<Arc<Engine>>,
+}
+
+impl Registry {
+    /// The built-in engines. They are tested to be valid, so a failure here is a build bug.
+    pub fn builtin() -> Result<Self, SpecError> {
+        let engines = BUILTIN
+            .iter()
+            .map(|(name, text)| Engine::from_toml(&format!("built-in {name}"), text).map(Arc::new))
+            .collect::<Result<_, _>>()?;
+        Ok(Self { engines })
+    }
+
+    /// All engines, in definition order.
+    pub fn all(&self) -> &[Arc<Engine>] {
+        &self.engines
+    }
+
+    /// The engine with this name.
+    pub fn get(&self, name: &str) -> Option<&Arc<Engine>> {
+        self.engines.iter().find(|e| e.name() == name)
+    }
+
+    /// The engine a container runs, from its image or environment; `None` if nothing matches.
+    pub fn detect(&self, container: &ContainerInfo) -> Option<&Arc<Engine>> {
+        let repo = image_repository_name(&container.image);
+        self.engines.iter().find(|e| {
+            e.spec.detect.images.iter().any(|i| i == repo)
+                || e.spec
+                    .detect
+                    .env
+                    .iter()
+                    .any(|k| container.env.get(k).is_some())
+        })
+    }
+}
+
+/// The last path segment of an image reference, without tag or digest:
+/// `docker.io/library/postgres:16@sha256:…` → `postgres`.
+pub fn image_repository_name(image: &str) -> &str {
+    let no_digest = image.split('@').next().unwrap_or(image);
+    let last = no_digest.rsplit('/').next().unwrap_or(no_digest);
+    last.split(':').next().unwrap_or(last)
+}
+
+/// Where one variable's value will come from, chosen at plan time without running anything.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Chosen {
+    /// A `stowage.<var>` label.
+    Label { label: String, value: ValueText },
+    /// A `stowage.<var>_file` label: a path inside the container.
+    LabelFile { label: String, path: String },
+    /// A container environment variable.
+    Env { name: String, value: ValueText },
+    /// A file inside the container, named by an environment variable.
+    File { env: String, path: String },
+    /// The spec's fixed value.
+    Literal(String),
+    /// No source is present (only for optional variables).
+    Absent,
+}
+
+/// A value that is shown unless it is a secret.
+#[derive(Clone, PartialEq, Eq)]
+pub enum ValueText {
+    /// Shown as is.
+    Plain(String),
+    /// Never shown.
+    Secret(Secret),
+}
+
+impl std::fmt::Debug for ValueText {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Self::Plain(s) => write!(f, "{s:?}"),
+            Self::Secret(s) => write!(f, "{s:?}"),
+        }
+    }
+}
+
+impl ValueText {
+    fn new(value: &str, secret: bool) -> Self {
+        if secret {
+            Self::Secret(Secret::new(value))
+        } else {
+            Self::Plain(value.to_string())
+        }
+    }
+}
+
+impl Chosen {
+    /// Where the value comes from, for `plan`; never the value of a secret.
+    pub fn describe(&self) -> String {
+        match self {
+            Self::Label {
+                label,
+                value: ValueText::Plain(v),
+            } => format!("{v} (label {label})"),
+            Self::Label { label, .. } => format!("label {label}"),
+            Self::LabelFile { label, path } => {
+                format!("file {path} in the container (label {label})")
+            }
+            Self::Env {
+                name,
+                value: ValueText::Plain(v),
+            } => format!("{v} (env {name})"),
+            Self::Env { name, .. } => format!("env {name}"),
+            Self::File { env, path } => format!("file {path} in the container ({env})"),
+            Self::Literal(v) => format!("{v} (default)"),
+            Self::Absent => "none".into(),
+        }
+    }
+
+    /// The value when it is known without reading a file; `None` for files and absence.
+    pub fn known_value(&self) -> Option<&str> {
+        match self {
+            Self::Label { value, .. } | Self::Env { value, .. } => Some(match value {
+                ValueText::Plain(s) => s,
+                ValueText::Secret(s) => s.expose(),
+            }),
+            Self::Literal(v) => Some(v),
+            _ => None,
+        }
+    }
+}
+
+/// A variable that cannot be resolved from what the container offers.
+#[derive(Debug, Clone, thiserror::Error)]
+#[error("no value for {var}: set label stowage.{var} or one of {tried}")]
+pub struct MissingVar {
+    /// The variable.
+    pub var: String,
+    /// The sources that were looked at.
+    pub tried: String,
+}
+
+/// Chooses the source of every variable of `engine` for a container: its `stowage.<var>`
+/// (or `stowage.<var>_file` for secrets) label first, then the spec's sources in order.
+pub fn choose_vars(
+    engine: &Engine,
+    labels: &Labels,
+    container: &ContainerInfo,
+) -> Result<BTreeMap<String, Chosen>, MissingVar> {
+    let mut out = BTreeMap::new();
+    for (name, var) in &engine.spec.vars {
+        let label = format!("{}{name}", crate::labels::PREFIX);
+        let file_label = format!("{label}_file");
+        let chosen = if let Some(v) = labels.vars.get(name) {
+            Chosen::Label {
+                label,
+                value: ValueText::new(v, var.secret),
+            }
+        } else if let (true, Some(p)) = (var.secret, labels.vars.get(&format!("{name}_file"))) {
+            Chosen::LabelFile {
+                label: file_label,
+                path: p.clone(),
+            }
+        } else {
+            var.from
+                .iter()
+                .find_map(|s| match s {
+                    Source::Env(n) => container.env.get(n).map(|v| Chosen::Env {
+                        name: n.clone(),
+                        value: ValueText::new(v, var.secret),
+                    }),
+                    Source::File(n) => container.env.get(n).map(|p| Chosen::File {
+                        env: n.clone(),
+                        path: p.to_string(),
+                    }),
+                    Source::Literal(v) => Some(Chosen::Literal(v.clone())),
+                })
+                .unwrap_or(Chosen::Absent)
+        };
+        if chosen == Chosen::Absent && !var.optional {
+            let tried: Vec<String> = var
+                .from
+                .iter()
+                .map(|s| match s {
+                    Source::Env(n) => format!("env {n}"),
+                    Source::File(n) => format!("env {n}"),
+                    Source::Literal(_) => unreachable!("a literal is always present"),
+                })
+                .collect();
+            return Err(MissingVar {
+                var: name.clone(),
+                tried: tried.join(", "),
+            });
+        }
+        out.insert(name.clone(), chosen);
+    }
+    Ok(out)
+}
+
+/// An exec ready to run: argv (never holding a secret) and environment.
+#[derive(Debug, Clone)]
+pub struct Invocation {
+    /// Program and arguments.
+    pub argv: Vec<String>,
+    /// `NAME`, value. Values may be secrets.
+    pub env: Vec<(String, Secret)>,
+    /// The spec part it came from, for completeness checks.
+    pub dump: Option<spec::Dump>,
+}
+
+impl Engine {
+    /// Renders the dump command: `database` is `None` for `dump_all` (when the spec has one).
+    /// `values` holds every present variable's value; absent optional ones drop their env
+    /// entries.
+    pub fn dump_invocation(
+        &self,
+        all: bool,
+        values: &BTreeMap<String, String>,
+    ) -> Result<Invocation, String> {
+        let (compiled, spec) = match (all, &self.dump_all, &self.spec.dump_all) {
+            (true, Some(c), Some(s)) => (c, s),
+            _ => (&self.dump, &self.spec.dump),
+        };
+        let argv = compiled
+            .argv
+            .iter()
+            .map(|t| {
+                t.render(values)
+                    .map_err(|v| format!("no value for {{{v}}}"))
+            })
+            .collect::<Result<_, _>>()?;
+        let env = compiled
+            .env
+            .iter()
+            .filter_map(|(k, t)| t.render(values).ok().map(|v| (k.clone(), Secret::new(v))))
+            .collect();
+        Ok(Invocation {
+            argv,
+            env,
+            dump: Some(spec.clone()),
+        })
+    }
+
+    /// Renders the version command, if the spec has one.
+    pub fn version_invocation(&self, values: &BTreeMap<String, String>) -> Option<Vec<String>> {
+        self.version
+            .as_ref()
+            .and_then(|argv| argv.iter().map(|t| t.render(values).ok()).collect())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::discovery::Env;
+
+    fn container(image: &str, env: &[&str]) -> ContainerInfo {
+        ContainerInfo {
+            id: "abc".into(),
+            name: "db".into(),
+            image: image.into(),
+            state: "running".into(),
+            labels: Default::default(),
+            env: Env::from_list(&env.iter().map(|s| s.to_string()).collect::<Vec<_>>()),
+        }
+    }
+
+    #[test]
+    fn detects_by_image_or_env() {
+        let r = Registry::builtin().unwrap();
+        for image in [
+            "postgres",
+            "postgres:16-alpine",
+            "docker.io/library/postgres:15@sha256:ab",
+            "postgis/postgis:16-3.4",
+            "stowage-test/postgres:test",
+        ] {
+            assert_eq!(
+                r.detect(&container(image, &[])).map(|e| e.name()),
+                Some("postgres"),
+                "{image}"
+            );
+        }
+        assert!(
+            r.detect(&container("myorg/app:1", &["POSTGRES_PASSWORD=x"]))
+                .is_none(),
+            "an app that connects to postgres is not postgres"
+        );
+        assert!(
+            r.detect(&container("custom/db:1", &["PG_MAJOR=16"]))
+                .is_some()
+        );
+        assert_eq!(image_repository_name("localhost:5000/x/pg:1"), "pg");
+    }
+
+    #[test]
+    fn vars_follow_label_then_spec_order() {
+        let r = Registry::builtin().unwrap();
+        let pg = r.get("postgres").unwrap();
+        let c = container(
+            "postgres",
+            &[
+                "POSTGRES_USER=app",
+                "POSTGRES_PASSWORD_FILE=/run/secrets/pg",
+            ],
+        );
+        let v = choose_vars(pg, &Labels::default(), &c).unwrap();
+        assert_eq!(v["user"].describe(), "app (env POSTGRES_USER)");
+        assert_eq!(v["database"].describe(), "app (env POSTGRES_USER)");
+        assert_eq!(
+            v["password"].describe(),
+            "file /run/secrets/pg in the container (POSTGRES_PASSWORD_FILE)"
+        );
+
+        let mut labels = Labels::default();
+        labels.vars.insert("user".into(), "bob".into());
+        labels.vars.insert("password".into(), "s3cret".into());
+        let v = choose_vars(
+            pg,
+            &labels,
+            &container("postgres", &["POSTGRES_PASSWORD=x"]),
+        )
+        .unwrap();
+        assert_eq!(v["user"].describe(), "bob (label stowage.user)");
+        assert_eq!(v["password"].describe(), "label stowage.password");
+        assert!(!format!("{v:?}").contains("s3cret"));
+        let bare = choose_vars(pg, &Labels::default(), &container("postgres", &[])).unwrap();
+        assert_eq!(bare["password"], Chosen::Absent);
+        assert_eq!(bare["database"].describe(), "postgres (default)");
+    }
+
+    #[test]
+    fn invocation_keeps_password_in_env() {
+        let r = Registry::builtin().unwrap();
+        let pg = r.get("postgres").unwrap();
+        let values = BTreeMap::from([
+            ("user".to_string(), "u".to_string()),
+            ("database".to_string(), "my db".to_string()),
+            ("password".to_string(), "p w'$(x);".to_string()),
+        ]);
+        let inv = pg.dump_invocation(false, &values).unwrap();
+        assert_eq!(
+            inv.argv,
+            ["pg_dump", "--username=u", "--dbname=my db", "--no-password"]
+        );
+        assert!(!inv.argv.iter().any(|a| a.contains("p w'")));
+        assert_eq!(inv.env[0].0, "PGPASSWORD");
+        assert_eq!(inv.env[0].1.expose(), "p w'$(x);");
+        let all = pg.dump_invocation(true, &values).unwrap();
+        assert_eq!(all.argv[0], "pg_dumpall");
+        let no_pw = BTreeMap::from([
+            ("user".to_string(), "u".to_string()),
+            ("database".to_string(), "d".to_string()),
+        ]);
+        assert!(pg.dump_invocation(false, &no_pw).unwrap().env.is_empty());
+    }
+}

@@ -1,0 +1,330 @@
+//! The engine spec format: what a file in `engines/` may say, and its validation.
+//!
+//! A spec is plain TOML (see `engines/postgres.toml`, which documents each field). Loading
+//! checks everything that can be checked without a container: field names and types (unknown
+//! fields are errors), template syntax, that every `{var}` is declared, and that no secret
+//! variable is ever placed in an argv (argv is visible in `ps` and in `docker inspect`).
+
+use std::collections::BTreeMap;
+
+use serde::Deserialize;
+
+use super::template::Template;
+
+/// One engine, as written in its spec file.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct EngineSpec {
+    /// Short name, used in `stowage.engine` and in manifests.
+    pub name: String,
+    /// One line for `stowage engines` and `plan`.
+    pub description: String,
+    /// File extension of the raw dump (`sql`), before `.zst`.
+    pub extension: String,
+    /// How a container is recognised as this engine.
+    #[serde(default)]
+    pub detect: Detect,
+    /// Variables (credentials, database name) and where their values come from.
+    #[serde(default)]
+    pub vars: BTreeMap<String, VarSpec>,
+    /// A command whose first output line names the dump tool's version.
+    pub version: Option<Command>,
+    /// The dump of one database (`{database}`), or of everything if there is no `dump_all`.
+    pub dump: Dump,
+    /// The dump of all databases, used for `stowage.database=all`.
+    pub dump_all: Option<Dump>,
+}
+
+/// Detection rules: any match is enough.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Detect {
+    /// Last path segment of the image repository, without tag (`postgres` for `postgres:16`).
+    #[serde(default)]
+    pub images: Vec<String>,
+    /// Environment variables whose presence identifies the engine's image.
+    #[serde(default)]
+    pub env: Vec<String>,
+}
+
+/// A variable's sources, first present wins.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct VarSpec {
+    /// `env:NAME`, `file:NAME` (read the file whose path is in env NAME, inside the
+    /// container) or `literal:VALUE`.
+    #[serde(default)]
+    pub from: Vec<Source>,
+    /// A secret never goes into an argv and is never shown.
+    #[serde(default)]
+    pub secret: bool,
+    /// An absent optional variable drops the env entries that use it; an absent required one
+    /// skips the target.
+    #[serde(default)]
+    pub optional: bool,
+}
+
+/// Where one variable's value may come from.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(try_from = "String")]
+pub enum Source {
+    /// The container's environment variable.
+    Env(String),
+    /// A file inside the container whose path is in this environment variable.
+    File(String),
+    /// A fixed value.
+    Literal(String),
+}
+
+impl TryFrom<String> for Source {
+    type Error = String;
+    fn try_from(s: String) -> Result<Self, String> {
+        match s.split_once(':') {
+            Some(("env", n)) if !n.is_empty() => Ok(Self::Env(n.into())),
+            Some(("file", n)) if !n.is_empty() => Ok(Self::File(n.into())),
+            Some(("literal", v)) => Ok(Self::Literal(v.into())),
+            _ => Err(format!(
+                "source {s:?} is not env:NAME, file:NAME or literal:VALUE"
+            )),
+        }
+    }
+}
+
+/// A command with no stdin.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Command {
+    /// Program and arguments; `{var}` templates allowed (never secret ones).
+    pub argv: Vec<String>,
+}
+
+/// A dump command and how to tell that its output is complete.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Dump {
+    /// Program and arguments; `{var}` templates allowed (never secret ones).
+    pub argv: Vec<String>,
+    /// Environment for the exec; entries whose optional variable is absent are dropped.
+    #[serde(default)]
+    pub env: BTreeMap<String, String>,
+    /// Text that a complete dump contains near its end.
+    pub complete_marker: Option<String>,
+    /// How many bytes at the end of the stream are searched for the marker.
+    #[serde(default = "default_marker_window")]
+    pub marker_window: usize,
+    /// Text that, seen on stderr, fails the dump even with exit code 0.
+    #[serde(default)]
+    pub error_patterns: Vec<String>,
+}
+
+fn default_marker_window() -> usize {
+    4096
+}
+
+/// A spec that cannot be used. Names the spec and the field.
+#[derive(Debug, thiserror::Error)]
+#[error("engine spec {origin}: {field}: {reason}")]
+pub struct SpecError {
+    /// File path or `built-in NAME`.
+    pub origin: String,
+    /// Dotted field path.
+    pub field: String,
+    /// What is wrong.
+    pub reason: String,
+}
+
+/// A validated spec with its templates parsed.
+#[derive(Debug, Clone)]
+pub struct Engine {
+    /// The spec as written.
+    pub spec: EngineSpec,
+    /// Where it came from (for messages).
+    pub origin: String,
+    pub(crate) dump: Compiled,
+    pub(crate) dump_all: Option<Compiled>,
+    pub(crate) version: Option<Vec<Template>>,
+}
+
+/// A dump command with parsed templates.
+#[derive(Debug, Clone)]
+pub(crate) struct Compiled {
+    pub argv: Vec<Template>,
+    pub env: Vec<(String, Template)>,
+}
+
+impl Engine {
+    /// Parses and validates a spec. `origin` names the file in errors.
+    pub fn from_toml(origin: &str, text: &str) -> Result<Self, SpecError> {
+        let err = |field: &str, reason: String| SpecError {
+            origin: origin.to_string(),
+            field: field.to_string(),
+            reason,
+        };
+        let spec: EngineSpec = toml::from_str(text).map_err(|e| {
+            let field = e
+                .span()
+                .map(|s| format!("at byte {}", s.start))
+                .unwrap_or_else(|| "file".into());
+            err(&field, e.message().to_string())
+        })?;
+        let name_ok = |s: &str| {
+            !s.is_empty()
+                && s.chars()
+                    .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-' || c == '_')
+        };
+        if !name_ok(&spec.name) {
+            return Err(err("name", format!("{:?}: use a-z 0-9 - _", spec.name)));
+        }
+        if spec.extension.is_empty() || !spec.extension.chars().all(|c| c.is_ascii_alphanumeric()) {
+            return Err(err(
+                "extension",
+                format!("{:?}: use a-z 0-9", spec.extension),
+            ));
+        }
+        for (name, var) in &spec.vars {
+            if !name_ok(name)
+                || name.ends_with("_file")
+                || crate::labels::CORE_KEYS
+                    .iter()
+                    .any(|k| *k != "database" && k == name)
+            {
+                return Err(err(
+                    &format!("vars.{name}"),
+                    "not a usable variable name (a-z 0-9 _, not ending in _file, not a core label)"
+                        .into(),
+                ));
+            }
+            if var.from.is_empty() && !var.optional {
+                return Err(err(
+                    &format!("vars.{name}.from"),
+                    "a required variable needs at least one source".into(),
+                ));
+            }
+        }
+        let compile_argv = |field: &str, argv: &[String]| -> Result<Vec<Template>, SpecError> {
+            if argv.is_empty() {
+                return Err(err(field, "argv is empty".into()));
+            }
+            argv.iter()
+                .map(|a| {
+                    let t = Template::parse(a).map_err(|r| err(field, r))?;
+                    for v in t.vars() {
+                        match spec.vars.get(v) {
+                            None => return Err(err(field, format!("{{{v}}} is not declared under [vars]"))),
+                            Some(var) if var.secret => {
+                                return Err(err(field, format!("secret {{{v}}} may not appear in argv (visible in ps and docker inspect); pass it in env")));
+                            }
+                            Some(var) if var.optional => {
+                                return Err(err(field, format!("optional {{{v}}} may not appear in argv")));
+                            }
+                            Some(_) => {}
+                        }
+                    }
+                    Ok(t)
+                })
+                .collect()
+        };
+        let compile_dump = |field: &str, d: &Dump| -> Result<Compiled, SpecError> {
+            let argv = compile_argv(&format!("{field}.argv"), &d.argv)?;
+            let mut env = Vec::new();
+            for (k, v) in &d.env {
+                let f = format!("{field}.env.{k}");
+                if k.is_empty() || k.contains('=') {
+                    return Err(err(&f, "not a valid environment variable name".into()));
+                }
+                let t = Template::parse(v).map_err(|r| err(&f, r))?;
+                if let Some(v) = t.vars().find(|v| !spec.vars.contains_key(*v)) {
+                    return Err(err(&f, format!("{{{v}}} is not declared under [vars]")));
+                }
+                env.push((k.clone(), t));
+            }
+            if let Some(m) = &d.complete_marker
+                && (m.is_empty() || m.len() > d.marker_window)
+            {
+                return Err(err(
+                    &format!("{field}.complete_marker"),
+                    "must be non-empty and shorter than marker_window".into(),
+                ));
+            }
+            Ok(Compiled { argv, env })
+        };
+        let dump = compile_dump("dump", &spec.dump)?;
+        let dump_all = spec
+            .dump_all
+            .as_ref()
+            .map(|d| compile_dump("dump_all", d))
+            .transpose()?;
+        let version = spec
+            .version
+            .as_ref()
+            .map(|c| compile_argv("version.argv", &c.argv))
+            .transpose()?;
+        Ok(Self {
+            spec,
+            origin: origin.to_string(),
+            dump,
+            dump_all,
+            version,
+        })
+    }
+
+    /// The engine's name.
+    pub fn name(&self) -> &str {
+        &self.spec.name
+    }
+
+    /// Whether the per-database dump uses `{database}` (else it always dumps everything).
+    pub fn dumps_one_database(&self) -> bool {
+        self.dump
+            .argv
+            .iter()
+            .any(|t| t.vars().any(|v| v == "database"))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const MINIMAL: &str = r#"
+name = "x"
+description = "d"
+extension = "sql"
+[vars.password]
+from = ["env:P"]
+secret = true
+[dump]
+argv = ["dump"]
+"#;
+
+    #[test]
+    fn builtin_postgres_is_valid() {
+        let e = Engine::from_toml("postgres", include_str!("../../engines/postgres.toml")).unwrap();
+        assert!(e.dumps_one_database());
+        assert!(e.dump_all.is_some());
+    }
+
+    #[test]
+    fn secrets_never_in_argv() {
+        let text = MINIMAL.replace("argv = [\"dump\"]", "argv = [\"dump\", \"-p{password}\"]");
+        let e = Engine::from_toml("x.toml", &text).unwrap_err().to_string();
+        assert!(
+            e.contains("x.toml") && e.contains("dump.argv") && e.contains("secret"),
+            "{e}"
+        );
+    }
+
+    #[test]
+    fn errors_name_file_and_field() {
+        let e = Engine::from_toml("my.toml", &format!("{MINIMAL}\nbogus = 1\n")).unwrap_err();
+        assert!(
+            e.to_string().contains("my.toml") && e.to_string().contains("bogus"),
+            "{e}"
+        );
+        let e = Engine::from_toml("my.toml", &MINIMAL.replace("[\"dump\"]", "[\"{nope}\"]"))
+            .unwrap_err();
+        assert_eq!(e.field, "dump.argv");
+        let e = Engine::from_toml("my.toml", &MINIMAL.replace("env:P", "nv:P")).unwrap_err();
+        assert!(e.reason.contains("env:NAME"), "{e}");
+    }
+}

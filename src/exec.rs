@@ -1,0 +1,217 @@
+//! Running a command inside a container through the Docker exec API.
+//!
+//! Always an argv array (never a shell string), `tty=false` so stdout and stderr arrive as
+//! separate frames and binary data passes intact. [`ExecStream`] hands stdout over chunk by
+//! chunk: nothing is read from the engine until the caller asks for the next chunk, so a slow
+//! consumer slows the dump tool down (backpressure) instead of filling memory. stderr is kept
+//! up to a bound for error messages. The exit code comes from the exec's inspection; an exec
+//! whose code cannot be read counts as failed.
+
+use std::time::Duration;
+
+use bollard::Docker;
+use bollard::container::LogOutput;
+use bollard::exec::{CreateExecOptions, StartExecOptions, StartExecResults};
+use bytes::Bytes;
+use futures_util::{Stream, StreamExt};
+
+use crate::secret::Secret;
+
+/// How much stderr is kept (the end of it, which holds the error).
+pub const STDERR_LIMIT: usize = 16 * 1024;
+
+/// Read buffer for the exec's output.
+const OUTPUT_CAPACITY: usize = 256 * 1024;
+
+/// An exec that could not run or whose output broke off.
+#[derive(Debug, thiserror::Error)]
+pub enum ExecError {
+    /// The engine refused or failed the request.
+    #[error("Docker API error: {0}")]
+    Api(#[from] bollard::errors::Error),
+    /// The engine sent data that is not an exec frame (the stream was cut mid-frame).
+    #[error("the output stream from the container broke off mid-frame")]
+    Broken,
+    /// A captured command wrote more than allowed.
+    #[error("command output exceeds {0} bytes")]
+    TooLarge(usize),
+}
+
+/// A command to run.
+#[derive(Debug, Clone, Default)]
+pub struct ExecRequest {
+    /// Program and arguments.
+    pub argv: Vec<String>,
+    /// Environment entries for the process; values may be secrets.
+    pub env: Vec<(String, Secret)>,
+}
+
+/// How an exec ended.
+#[derive(Debug, Clone)]
+pub struct ExitStatus {
+    /// The exit code, when the engine reports one.
+    pub code: Option<i64>,
+    /// The end of stderr, lossily decoded.
+    pub stderr: String,
+}
+
+impl ExitStatus {
+    /// Exit code 0.
+    pub fn success(&self) -> bool {
+        self.code == Some(0)
+    }
+}
+
+type Output =
+    std::pin::Pin<Box<dyn Stream<Item = Result<LogOutput, bollard::errors::Error>> + Send>>;
+
+/// A running exec whose stdout is read chunk by chunk.
+pub struct ExecStream {
+    docker: Docker,
+    id: String,
+    output: Output,
+    stderr: Vec<u8>,
+}
+
+impl ExecStream {
+    /// Creates and starts the exec in `container`.
+    pub async fn start(
+        docker: &Docker,
+        container: &str,
+        req: &ExecRequest,
+    ) -> Result<Self, ExecError> {
+        let env: Vec<String> = req
+            .env
+            .iter()
+            .map(|(k, v)| format!("{k}={}", v.expose()))
+            .collect();
+        let created = docker
+            .create_exec(
+                container,
+                CreateExecOptions {
+                    cmd: Some(req.argv.clone()),
+                    env: Some(env),
+                    attach_stdout: Some(true),
+                    attach_stderr: Some(true),
+                    attach_stdin: Some(false),
+                    tty: Some(false),
+                    ..Default::default()
+                },
+            )
+            .await?;
+        let started = docker
+            .start_exec(
+                &created.id,
+                Some(StartExecOptions {
+                    detach: false,
+                    tty: false,
+                    output_capacity: Some(OUTPUT_CAPACITY),
+                }),
+            )
+            .await?;
+        let StartExecResults::Attached { output, .. } = started else {
+            unreachable!("an exec started with detach=false is attached");
+        };
+        Ok(Self {
+            docker: docker.clone(),
+            id: created.id,
+            output,
+            stderr: Vec::new(),
+        })
+    }
+
+    /// The exec's ID (as in `docker inspect`'s `ExecIDs`).
+    pub fn id(&self) -> &str {
+        &self.id
+    }
+
+    /// The next stdout chunk; `None` when the command closed its output.
+    pub async fn next_stdout(&mut self) -> Option<Result<Bytes, ExecError>> {
+        loop {
+            match self.output.next().await? {
+                Ok(LogOutput::StdOut { message }) => return Some(Ok(message)),
+                Ok(LogOutput::StdErr { message }) => {
+                    keep_tail(&mut self.stderr, &message, STDERR_LIMIT)
+                }
+                Ok(LogOutput::StdIn { .. }) => {}
+                // With tty=false every frame has a header; raw bytes mean a cut-off frame.
+                Ok(LogOutput::Console { .. }) => return Some(Err(ExecError::Broken)),
+                Err(e) => return Some(Err(e.into())),
+            }
+        }
+    }
+
+    /// stderr seen so far.
+    pub fn stderr(&self) -> String {
+        String::from_utf8_lossy(&self.stderr).into_owned()
+    }
+
+    /// Drains what is left of the output (discarding stdout) and reads the exit code. The
+    /// engine may report the exec as running for a moment after its output closes; this
+    /// waits up to five seconds for the code.
+    pub async fn finish(mut self) -> Result<ExitStatus, ExecError> {
+        while let Some(chunk) = self.next_stdout().await {
+            chunk?;
+        }
+        let mut code = None;
+        for _ in 0..50 {
+            let inspect = self.docker.inspect_exec(&self.id).await?;
+            if inspect.running != Some(true) {
+                code = inspect.exit_code;
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+        Ok(ExitStatus {
+            code,
+            stderr: self.stderr(),
+        })
+    }
+}
+
+/// Runs a short command and collects its stdout, refusing more than `limit` bytes.
+pub async fn capture(
+    docker: &Docker,
+    container: &str,
+    req: &ExecRequest,
+    limit: usize,
+) -> Result<(Vec<u8>, ExitStatus), ExecError> {
+    let mut stream = ExecStream::start(docker, container, req).await?;
+    let mut out = Vec::new();
+    while let Some(chunk) = stream.next_stdout().await {
+        let chunk = chunk?;
+        if out.len() + chunk.len() > limit {
+            return Err(ExecError::TooLarge(limit));
+        }
+        out.extend_from_slice(&chunk);
+    }
+    let status = stream.finish().await?;
+    Ok((out, status))
+}
+
+/// Appends `data` to `buf`, keeping only the last `limit` bytes.
+pub fn keep_tail(buf: &mut Vec<u8>, data: &[u8], limit: usize) {
+    if data.len() >= limit {
+        buf.clear();
+        buf.extend_from_slice(&data[data.len() - limit..]);
+        return;
+    }
+    let overflow = (buf.len() + data.len()).saturating_sub(limit);
+    buf.drain(..overflow);
+    buf.extend_from_slice(data);
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn tail_is_bounded() {
+        let mut b = Vec::new();
+        keep_tail(&mut b, b"hello ", 8);
+        keep_tail(&mut b, b"world", 8);
+        assert_eq!(b, b"lo world");
+        keep_tail(&mut b, b"0123456789", 8);
+        assert_eq!(b, b"23456789");
+    }
+}

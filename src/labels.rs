@@ -1,0 +1,210 @@
+//! The `stowage.*` labels of one container, parsed and checked.
+//!
+//! This module knows the label vocabulary and the rules for label values that will be used
+//! as names (no path traversal, nothing a dump tool would read as an option or a connection
+//! string). It does not know engines: engine variables (`stowage.user`, `stowage.password`,
+//! …) are passed through for [`crate::plan`] to check against the engine's spec.
+
+use std::collections::BTreeMap;
+
+/// The prefix of every label stowage reads.
+pub const PREFIX: &str = "stowage.";
+
+/// Labels with a fixed meaning; any other `stowage.<key>` is an engine variable.
+pub const CORE_KEYS: [&str; 6] = [
+    "enable", "engine", "name", "schedule", "database", "instance",
+];
+
+/// The parsed labels of one container.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Labels {
+    /// `stowage.enable`: whether the container is backed up.
+    pub enable: bool,
+    /// `stowage.engine`: engine name, overriding detection.
+    pub engine: Option<String>,
+    /// `stowage.name`: target name, default the container name.
+    pub name: Option<String>,
+    /// `stowage.schedule`: cron line, default the config's `schedule`.
+    pub schedule: Option<String>,
+    /// `stowage.database`: `all`, one name or a comma-separated list.
+    pub database: Option<String>,
+    /// Every other `stowage.<key>` label: engine variables such as `user`, `password`,
+    /// `password_file`. Keys without the prefix.
+    pub vars: BTreeMap<String, String>,
+}
+
+/// A label whose value cannot be used.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("label {label}={value:?}: {reason}")]
+pub struct LabelError {
+    /// The full label key.
+    pub label: String,
+    /// The offending value (never a secret: secret labels are not validated here).
+    pub value: String,
+    /// What is wrong and what would be accepted.
+    pub reason: String,
+}
+
+impl Labels {
+    /// Parses the `stowage.*` labels out of all of a container's labels.
+    pub fn parse(all: &BTreeMap<String, String>) -> Result<Self, LabelError> {
+        let mut out = Labels::default();
+        for (key, value) in all {
+            let Some(short) = key.strip_prefix(PREFIX) else {
+                continue;
+            };
+            let value = value.trim().to_string();
+            match short {
+                "enable" => out.enable = parse_bool(key, &value)?,
+                "engine" => out.engine = Some(value.to_ascii_lowercase()),
+                "name" => {
+                    check_name(key, &value)?;
+                    out.name = Some(value)
+                }
+                "schedule" => out.schedule = Some(value),
+                "instance" => {}
+                "database" => {
+                    for db in value.split(',') {
+                        check_argument(key, db.trim())?;
+                    }
+                    out.database = Some(value)
+                }
+                other => {
+                    out.vars.insert(other.to_string(), value);
+                }
+            }
+        }
+        Ok(out)
+    }
+}
+
+fn parse_bool(label: &str, value: &str) -> Result<bool, LabelError> {
+    match value.to_ascii_lowercase().as_str() {
+        "true" | "yes" | "1" | "on" => Ok(true),
+        "false" | "no" | "0" | "off" => Ok(false),
+        _ => Err(LabelError {
+            label: label.into(),
+            value: value.into(),
+            reason: "expected true or false".into(),
+        }),
+    }
+}
+
+/// Checks a target name: it becomes a directory and part of file names.
+pub fn check_name(label: &str, value: &str) -> Result<(), LabelError> {
+    let ok = !value.is_empty()
+        && value.len() <= 128
+        && !value.starts_with('.')
+        && value
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | '-'));
+    if ok {
+        Ok(())
+    } else {
+        Err(LabelError {
+            label: label.into(),
+            value: value.into(),
+            reason: "use 1-128 characters of A-Z a-z 0-9 . _ - , not starting with a dot".into(),
+        })
+    }
+}
+
+/// Checks a value that will be placed inside a dump tool's argument (a database or user
+/// name): it must not read as an option, a `key=value` connection string or a URI, and must
+/// hold no control characters.
+pub fn check_argument(label: &str, value: &str) -> Result<(), LabelError> {
+    let reason = if value.is_empty() {
+        "is empty"
+    } else if value.len() > 255 {
+        "is longer than 255 characters"
+    } else if value.starts_with('-') {
+        "starts with '-', which a dump tool would read as an option"
+    } else if value.contains('=') || value.contains("://") {
+        "contains '=' or '://', which a dump tool would read as a connection string"
+    } else if value.chars().any(char::is_control) {
+        "contains a control character"
+    } else {
+        return Ok(());
+    };
+    Err(LabelError {
+        label: label.into(),
+        value: value.into(),
+        reason: reason.into(),
+    })
+}
+
+/// Turns a name from any source into something safe as one path component: characters
+/// outside `A-Za-z0-9._-` become `_`, a leading dot becomes `_`, and it is cut to 128.
+pub fn file_safe(name: &str) -> String {
+    let mut s: String = name
+        .chars()
+        .map(|c| {
+            if c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | '-') {
+                c
+            } else {
+                '_'
+            }
+        })
+        .take(128)
+        .collect();
+    if s.is_empty() || s.starts_with('.') {
+        s.insert(0, '_');
+    }
+    s
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn labels(pairs: &[(&str, &str)]) -> BTreeMap<String, String> {
+        pairs
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect()
+    }
+
+    #[test]
+    fn parses_core_and_vars() {
+        let l = Labels::parse(&labels(&[
+            ("stowage.enable", "TRUE"),
+            ("stowage.engine", "Postgres"),
+            ("stowage.database", "app, audit"),
+            ("stowage.user", "bob"),
+            ("stowage.password_file", "/run/secrets/pg"),
+            ("com.docker.compose.project", "x"),
+        ]))
+        .unwrap();
+        assert!(l.enable);
+        assert_eq!(l.engine.as_deref(), Some("postgres"));
+        assert_eq!(l.database.as_deref(), Some("app, audit"));
+        assert_eq!(l.vars.get("user").map(String::as_str), Some("bob"));
+        assert_eq!(l.vars.len(), 2);
+    }
+
+    #[test]
+    fn rejects_dangerous_values() {
+        for (k, v) in [
+            ("stowage.enable", "maybe"),
+            ("stowage.name", "../../etc"),
+            ("stowage.name", ".hidden"),
+            ("stowage.name", "a/b"),
+            ("stowage.database", "-h evil"),
+            ("stowage.database", "host=evil dbname=x"),
+            ("stowage.database", "postgresql://evil/db"),
+            ("stowage.database", "ok,--all"),
+        ] {
+            let err = Labels::parse(&labels(&[(k, v)])).unwrap_err();
+            assert_eq!(err.label, k, "{v}");
+        }
+    }
+
+    #[test]
+    fn file_safe_never_escapes() {
+        assert_eq!(file_safe("../../etc/passwd"), "_.._.._etc_passwd");
+        assert_eq!(file_safe(""), "_");
+        assert_eq!(file_safe("db ü"), "db__");
+        assert_eq!(file_safe("app-db_1.x"), "app-db_1.x");
+        assert!(!file_safe(&"x".repeat(500)).contains('/'));
+    }
+}

@@ -1,0 +1,35 @@
+//! stowage: backs up the databases running in Docker containers.
+//!
+//! # Layout
+//!
+//! Data flows through the modules in this order (ARCHITECTURE.md has the picture):
+//!
+//! - [`config`]: typed configuration, defaults < file < `STOWAGE_*` environment.
+//! - [`docker`]: the connection to the engine (socket, `DOCKER_HOST`, TLS).
+//! - [`discovery`]: labelled containers, with image, state, labels and environment.
+//! - [`labels`]: the `stowage.*` label vocabulary and value checks.
+//! - [`engine`]: engine specs (`engines/*.toml`) and their interpreter.
+//! - [`plan`]: containers → targets (or skip reasons), a pure function.
+//! - [`schedule`]: cron schedules and next run times.
+//! - [`exec`]: argv commands in containers, stdout streamed with backpressure.
+//! - [`pipeline`]: sha256 · zstd · sha256 → file, on a bounded channel.
+//! - [`artifact`]: file names, temp files, atomic commit, manifests, crash clean-up.
+//! - [`backup`]: one target's backup, step by step, with contextual errors.
+//! - [`daemon`]: `stowage run`'s loop: re-discovery, schedules, concurrency, shutdown.
+//! - [`cli`]: the command line (the binary's edge).
+//! - [`secret`]: the redacting wrapper for secret strings.
+
+pub mod artifact;
+pub mod backup;
+pub mod cli;
+pub mod config;
+pub mod daemon;
+pub mod discovery;
+pub mod docker;
+pub mod engine;
+pub mod exec;
+pub mod labels;
+pub mod pipeline;
+pub mod plan;
+pub mod schedule;
+pub mod secret;

@@ -1,0 +1,183 @@
+//! The byte pipeline from a dump stream to a file: sha256 of the raw dump, zstd, sha256 of
+//! the stored bytes, file, fsync.
+//!
+//! The work is done by writer layers (`HashingWriter` around the zstd encoder around a
+//! `HashingWriter` around the file) on one blocking thread, fed through a bounded channel of
+//! [`CHANNEL_CHUNKS`] chunks. When the disk or the compressor is slower than the dump, the
+//! channel fills, [`PipelineWriter::write`] waits, the exec stream is not read, and the dump
+//! tool blocks on its pipe: memory stays bounded whatever the dump size. This module knows
+//! nothing of containers or file names; [`crate::artifact`] owns the files.
+
+use std::fs::File;
+use std::io::{self, Write};
+
+use bytes::Bytes;
+use sha2::{Digest, Sha256};
+use tokio::sync::mpsc;
+use tokio::task::JoinHandle;
+
+/// Chunks in flight between the exec stream and the writer thread (each at most one exec
+/// frame, typically ≤ 32 KiB).
+pub const CHANNEL_CHUNKS: usize = 32;
+
+/// Compression settings.
+#[derive(Debug, Clone, Copy)]
+pub struct Settings {
+    /// zstd level.
+    pub level: i32,
+    /// zstd worker threads (0 = none).
+    pub threads: u32,
+}
+
+/// Sizes and hashes of what was written.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Written {
+    /// Bytes of the dump.
+    pub raw_bytes: u64,
+    /// Hex sha256 of the dump.
+    pub raw_sha256: String,
+    /// Bytes in the file.
+    pub stored_bytes: u64,
+    /// Hex sha256 of the file.
+    pub stored_sha256: String,
+}
+
+/// A writer that hashes and counts what passes through it.
+pub struct HashingWriter<W> {
+    inner: W,
+    hasher: Sha256,
+    count: u64,
+}
+
+impl<W: Write> HashingWriter<W> {
+    /// Wraps `inner`.
+    pub fn new(inner: W) -> Self {
+        Self {
+            inner,
+            hasher: Sha256::new(),
+            count: 0,
+        }
+    }
+
+    /// The inner writer, the hex sha256 and the byte count.
+    pub fn into_parts(self) -> (W, String, u64) {
+        (self.inner, hex::encode(self.hasher.finalize()), self.count)
+    }
+}
+
+impl<W: Write> Write for HashingWriter<W> {
+    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+        let n = self.inner.write(buf)?;
+        self.hasher.update(&buf[..n]);
+        self.count += n as u64;
+        Ok(n)
+    }
+
+    fn flush(&mut self) -> io::Result<()> {
+        self.inner.flush()
+    }
+}
+
+enum Msg {
+    Data(Bytes),
+    Finish,
+}
+
+/// The async end of the pipeline. Dropping it without [`PipelineWriter::finish`] abandons
+/// the file's content (the caller removes the file).
+pub struct PipelineWriter {
+    tx: mpsc::Sender<Msg>,
+    task: JoinHandle<io::Result<Written>>,
+}
+
+impl PipelineWriter {
+    /// Starts the writer thread on an open, empty file.
+    pub fn start(file: File, settings: Settings) -> Self {
+        let (tx, rx) = mpsc::channel(CHANNEL_CHUNKS);
+        let task = tokio::task::spawn_blocking(move || write_all(file, settings, rx));
+        Self { tx, task }
+    }
+
+    /// Queues one chunk, waiting while the channel is full.
+    pub async fn write(&mut self, chunk: Bytes) -> io::Result<()> {
+        if self.tx.send(Msg::Data(chunk)).await.is_err() {
+            // The thread stopped early: its result says why.
+            return Err(self.take_error().await);
+        }
+        Ok(())
+    }
+
+    /// Flushes the compressor, fsyncs the file and returns sizes and hashes.
+    pub async fn finish(self) -> io::Result<Written> {
+        let _ = self.tx.send(Msg::Finish).await;
+        self.task.await.map_err(io::Error::other)?
+    }
+
+    async fn take_error(&mut self) -> io::Error {
+        match (&mut self.task).await {
+            Ok(Err(e)) => e,
+            Ok(Ok(_)) => io::Error::other("writer finished before the stream ended"),
+            Err(e) => io::Error::other(e),
+        }
+    }
+}
+
+fn write_all(file: File, settings: Settings, mut rx: mpsc::Receiver<Msg>) -> io::Result<Written> {
+    let mut encoder = zstd::stream::write::Encoder::new(HashingWriter::new(file), settings.level)?;
+    encoder.include_checksum(true)?;
+    if settings.threads > 0 {
+        encoder.multithread(settings.threads)?;
+    }
+    let mut raw = HashingWriter::new(encoder);
+    loop {
+        match rx.blocking_recv() {
+            Some(Msg::Data(chunk)) => raw.write_all(&chunk)?,
+            Some(Msg::Finish) => break,
+            None => return Err(io::Error::other("pipeline abandoned")),
+        }
+    }
+    let (encoder, raw_sha256, raw_bytes) = raw.into_parts();
+    let stored = encoder.finish()?;
+    let (file, stored_sha256, stored_bytes) = stored.into_parts();
+    file.sync_all()?;
+    Ok(Written {
+        raw_bytes,
+        raw_sha256,
+        stored_bytes,
+        stored_sha256,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn output_is_standard_zstd_and_hashes_match() {
+        let dir = std::env::temp_dir().join(format!("stowage-pipeline-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let path = dir.join("out.zst");
+        let file = File::create(&path).unwrap();
+        let mut w = PipelineWriter::start(
+            file,
+            Settings {
+                level: 3,
+                threads: 0,
+            },
+        );
+        let mut expected = Vec::new();
+        for i in 0..1000u32 {
+            let chunk = format!("line {i} ünïcode\n").into_bytes();
+            expected.extend_from_slice(&chunk);
+            w.write(Bytes::from(chunk)).await.unwrap();
+        }
+        let written = w.finish().await.unwrap();
+        let stored = std::fs::read(&path).unwrap();
+        assert_eq!(zstd::decode_all(&stored[..]).unwrap(), expected);
+        assert_eq!(written.raw_bytes, expected.len() as u64);
+        assert_eq!(written.raw_sha256, hex::encode(Sha256::digest(&expected)));
+        assert_eq!(written.stored_bytes, stored.len() as u64);
+        assert_eq!(written.stored_sha256, hex::encode(Sha256::digest(&stored)));
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+}

@@ -1,0 +1,50 @@
+//! A wrapper for secret strings (database passwords and the like).
+//!
+//! `Secret` has no `Serialize` and its `Debug`/`Display` print `***`, so a secret cannot reach a
+//! log line, a manifest or an error message by accident. The one way to read it is
+//! [`Secret::expose`], which is called only where the value is handed to the database tool
+//! (an exec environment variable).
+
+use std::fmt;
+
+/// A string that must never be shown. See the module doc.
+#[derive(Clone, PartialEq, Eq)]
+pub struct Secret(String);
+
+impl Secret {
+    /// Wraps a value.
+    pub fn new(value: impl Into<String>) -> Self {
+        Self(value.into())
+    }
+
+    /// The value itself, for handing to the tool that needs it. Never log or format it.
+    pub fn expose(&self) -> &str {
+        &self.0
+    }
+}
+
+impl fmt::Debug for Secret {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("Secret(***)")
+    }
+}
+
+impl fmt::Display for Secret {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("***")
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn debug_and_display_redact() {
+        let s = Secret::new("hunter2");
+        assert_eq!(format!("{s}"), "***");
+        assert_eq!(format!("{s:?}"), "Secret(***)");
+        assert!(!format!("{:?}", Some(&s)).contains("hunter2"));
+        assert_eq!(s.expose(), "hunter2");
+    }
+}

@@ -1,0 +1,421 @@
+//! Shared harness for the integration tests: real Docker, real PostgreSQL.
+//!
+//! Images come from `scripts/images.sh` (run by `scripts/test.sh`); a missing image is a
+//! test failure with instructions, never a skip. Every container gets a unique name and is
+//! removed when its guard drops; every test uses its own `stowage.instance` so tests running
+//! in parallel never see each other's containers.
+#![allow(dead_code)] // each test binary uses a different part of the harness
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output, Stdio};
+use std::sync::atomic::{AtomicU32, Ordering};
+use std::time::{Duration, Instant};
+
+pub const PG_IMAGE: &str = "stowage-test/postgres:test";
+pub const STOWAGE_IMAGE: &str = "stowage-test/stowage:test";
+
+static COUNTER: AtomicU32 = AtomicU32::new(0);
+
+/// A name no other test (or earlier run) uses.
+pub fn unique(prefix: &str) -> String {
+    let n = COUNTER.fetch_add(1, Ordering::SeqCst);
+    let nanos = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .subsec_nanos();
+    format!("stowage-it-{prefix}-{}-{n}-{nanos:x}", std::process::id())
+}
+
+/// Runs `docker ARGS`, panicking with its stderr on failure.
+pub fn docker(args: &[&str]) -> String {
+    let out = docker_output(args);
+    assert!(
+        out.status.success(),
+        "docker {args:?} failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+/// Runs `docker ARGS` and returns its output whatever the exit code.
+pub fn docker_output(args: &[&str]) -> Output {
+    Command::new("docker")
+        .args(args)
+        .output()
+        .expect("running the docker CLI")
+}
+
+pub fn require_image(image: &str) {
+    let ok = docker_output(&["image", "inspect", image]).status.success();
+    assert!(
+        ok,
+        "image {image} is missing: run scripts/test.sh (or scripts/images.sh stowage) first"
+    );
+}
+
+/// A container removed (with its anonymous volumes) on drop.
+pub struct Container {
+    pub name: String,
+}
+
+impl Drop for Container {
+    fn drop(&mut self) {
+        let _ = docker_output(&["rm", "-f", "-v", &self.name]);
+    }
+}
+
+/// Options for a PostgreSQL test container.
+#[derive(Default)]
+pub struct PgOptions<'a> {
+    pub labels: Vec<(&'a str, String)>,
+    pub env: Vec<(&'a str, String)>,
+    /// Extra `docker run` arguments (mounts and the like).
+    pub run_args: Vec<String>,
+    /// The password, when it is not given as POSTGRES_PASSWORD (e.g. a *_FILE secret).
+    pub password: Option<String>,
+}
+
+/// A running PostgreSQL container built from Debian's packages.
+pub struct Pg {
+    pub c: Container,
+    pub user: String,
+    pub db: String,
+    pub password: String,
+}
+
+impl Pg {
+    /// Starts a container and waits until it accepts connections.
+    pub fn start(prefix: &str, opts: PgOptions) -> Pg {
+        require_image(PG_IMAGE);
+        let name = unique(prefix);
+        let mut args: Vec<String> = vec!["run".into(), "-d".into(), "--name".into(), name.clone()];
+        for (k, v) in &opts.labels {
+            args.push("--label".into());
+            args.push(format!("{k}={v}"));
+        }
+        for (k, v) in &opts.env {
+            args.push("-e".into());
+            args.push(format!("{k}={v}"));
+        }
+        args.extend(opts.run_args.iter().cloned());
+        args.push(PG_IMAGE.into());
+        let refs: Vec<&str> = args.iter().map(String::as_str).collect();
+        docker(&refs);
+        let get = |k: &str| {
+            opts.env
+                .iter()
+                .find(|(n, _)| *n == k)
+                .map(|(_, v)| v.clone())
+        };
+        let user = get("POSTGRES_USER").unwrap_or_else(|| "postgres".into());
+        let pg = Pg {
+            c: Container { name },
+            db: get("POSTGRES_DB").unwrap_or_else(|| user.clone()),
+            password: get("POSTGRES_PASSWORD")
+                .or(opts.password.clone())
+                .unwrap_or_default(),
+            user,
+        };
+        pg.wait_ready();
+        pg
+    }
+
+    fn wait_ready(&self) {
+        let deadline = Instant::now() + Duration::from_secs(60);
+        loop {
+            let logs = docker_output(&["logs", &self.c.name]);
+            let text = String::from_utf8_lossy(&logs.stderr).into_owned()
+                + &String::from_utf8_lossy(&logs.stdout);
+            // The init phase runs a socket-only server; wait for the real one.
+            let initialised = text.contains("init process complete") || !text.contains("initdb");
+            if initialised
+                && text.contains("database system is ready to accept connections")
+                && self.psql_output("SELECT 1").status.success()
+            {
+                return;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "postgres {} did not start:\n{text}",
+                self.c.name
+            );
+            std::thread::sleep(Duration::from_millis(300));
+        }
+    }
+
+    fn psql_output(&self, sql: &str) -> Output {
+        let pw = format!("PGPASSWORD={}", self.password);
+        docker_output(&[
+            "exec",
+            "-e",
+            &pw,
+            &self.c.name,
+            "psql",
+            "-X",
+            "-q",
+            "-v",
+            "ON_ERROR_STOP=1",
+            "-At",
+            "-U",
+            &self.user,
+            "-d",
+            &self.db,
+            "-c",
+            sql,
+        ])
+    }
+
+    /// Runs SQL with psql inside the container and returns its output.
+    pub fn psql(&self, sql: &str) -> String {
+        let out = self.psql_output(sql);
+        assert!(
+            out.status.success(),
+            "psql failed: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    }
+
+    /// Runs a command inside the container.
+    pub fn exec(&self, argv: &[&str]) -> String {
+        let mut args = vec!["exec", "-e"];
+        let pw = format!("PGPASSWORD={}", self.password);
+        args.push(&pw);
+        args.push(&self.c.name);
+        args.extend_from_slice(argv);
+        docker(&args)
+    }
+
+    /// Seeds the data every round-trip test compares: pgbench's tables and a table of
+    /// unicode text and binary data.
+    pub fn seed(&self, scale: u32) {
+        self.exec(&[
+            "pgbench",
+            "-i",
+            "-q",
+            "-s",
+            &scale.to_string(),
+            "-U",
+            &self.user,
+            &self.db,
+        ]);
+        self.psql(
+            "CREATE TABLE notes (id serial PRIMARY KEY, body text NOT NULL, blob bytea NOT NULL);
+             INSERT INTO notes (body, blob) VALUES
+               ('Grüße aus Köln — ünïcødé ✓', '\\x00ff10deadbeef'::bytea),
+               ('日本語のテキスト 🚀 and emoji', decode(repeat('00ff', 512), 'hex')),
+               (E'quotes '' \" and backslash \\\\ and tab\\t', ''::bytea);
+             INSERT INTO notes (body, blob)
+               SELECT 'row ' || g || ' ' || md5(g::text), sha256(g::text::bytea) FROM generate_series(1, 2000) g;",
+        );
+    }
+
+    /// One checksum per user table: md5 over the rows in a stable order.
+    pub fn table_checksums(&self) -> Vec<(String, String)> {
+        let tables =
+            self.psql("SELECT tablename FROM pg_tables WHERE schemaname = 'public' ORDER BY 1");
+        tables
+            .lines()
+            .map(|t| {
+                let sum = self.psql(&format!(
+                    "SELECT count(*) || ':' || coalesce(md5(string_agg(x::text, E'\\n' ORDER BY x::text)), '') FROM {t} x"
+                ));
+                (t.to_string(), sum.trim().to_string())
+            })
+            .collect()
+    }
+
+    /// Holds an ACCESS EXCLUSIVE lock on `table` until [`Lock::release`]: a pg_dump started
+    /// meanwhile waits inside the container, so a test can act "during the dump".
+    pub fn hold_lock(&self, table: &str) -> Lock {
+        let pw = format!("PGPASSWORD={}", self.password);
+        let sql =
+            format!("BEGIN; LOCK TABLE {table} IN ACCESS EXCLUSIVE MODE; SELECT pg_sleep(600);");
+        let child = Command::new("docker")
+            .args([
+                "exec",
+                "-e",
+                &pw,
+                "-e",
+                "PGAPPNAME=stowage-test-lock",
+                &self.c.name,
+                "psql",
+                "-X",
+                "-U",
+                &self.user,
+                "-d",
+                &self.db,
+                "-c",
+                &sql,
+            ])
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap();
+        let deadline = Instant::now() + Duration::from_secs(20);
+        while self.psql(&format!("SELECT count(*) FROM pg_locks l JOIN pg_class c ON c.oid = l.relation WHERE c.relname = '{table}' AND l.mode = 'AccessExclusiveLock' AND l.granted")).trim() != "1" {
+            assert!(Instant::now() < deadline, "could not take the lock");
+            std::thread::sleep(Duration::from_millis(100));
+        }
+        Lock { child }
+    }
+
+    /// Waits until a process whose command line starts with `prefix` runs in the container;
+    /// returns every process's command line.
+    pub fn wait_for_process(&self, prefix: &str) -> String {
+        let deadline = Instant::now() + Duration::from_secs(30);
+        loop {
+            let ps = docker(&["exec", &self.c.name, "ps", "-eo", "args"]);
+            if ps.lines().any(|l| l.trim_start().starts_with(prefix)) {
+                return ps;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "{prefix} never appeared in ps:\n{ps}"
+            );
+            std::thread::sleep(Duration::from_millis(100));
+        }
+    }
+}
+
+/// See [`Pg::hold_lock`].
+pub struct Lock {
+    child: std::process::Child,
+}
+
+impl Lock {
+    /// Ends the locking session (and with it the lock).
+    pub fn release(mut self, pg: &Pg) {
+        pg.psql("SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE application_name = 'stowage-test-lock'");
+        let _ = self.child.wait();
+    }
+}
+
+impl Drop for Lock {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+    }
+}
+
+/// A scratch directory removed on drop.
+pub struct Scratch(pub PathBuf);
+
+impl Scratch {
+    pub fn new(prefix: &str) -> Scratch {
+        let dir = std::env::temp_dir().join(unique(prefix));
+        std::fs::create_dir_all(&dir).unwrap();
+        Scratch(dir)
+    }
+    pub fn path(&self) -> &Path {
+        &self.0
+    }
+}
+
+impl Drop for Scratch {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}
+
+/// The stowage binary under test, with a backup directory and an instance of its own.
+pub fn stowage(backup_dir: &Path, instance: &str) -> Command {
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_stowage"));
+    cmd.env("STOWAGE_BACKUP_DIR", backup_dir)
+        .env("STOWAGE_INSTANCE", instance)
+        .env("STOWAGE_CONFIG", "/dev/null")
+        .env("STOWAGE_LOG", "info");
+    cmd
+}
+
+/// Runs stowage to completion: (exit code, stdout, stderr).
+pub fn run_stowage(backup_dir: &Path, instance: &str, args: &[&str]) -> (i32, String, String) {
+    let out = stowage(backup_dir, instance).args(args).output().unwrap();
+    (
+        out.status.code().unwrap_or(-1),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
+/// Every file under `dir`, relative, sorted.
+pub fn files_under(dir: &Path) -> Vec<String> {
+    let mut out = Vec::new();
+    let mut stack = vec![dir.to_path_buf()];
+    while let Some(d) = stack.pop() {
+        let Ok(entries) = std::fs::read_dir(&d) else {
+            continue;
+        };
+        for e in entries.flatten() {
+            let p = e.path();
+            if p.is_dir() {
+                stack.push(p);
+            } else {
+                out.push(p.strip_prefix(dir).unwrap().to_string_lossy().into_owned());
+            }
+        }
+    }
+    out.sort();
+    out
+}
+
+/// Final artifacts (not manifests, not temp files, not the lock) under `dir`.
+pub fn artifacts(dir: &Path) -> Vec<String> {
+    files_under(dir)
+        .into_iter()
+        .filter(|f| f.ends_with(".zst") && !f.rsplit('/').next().unwrap().starts_with('.'))
+        .collect()
+}
+
+/// Temp files under `dir`.
+pub fn temp_files(dir: &Path) -> Vec<String> {
+    files_under(dir)
+        .into_iter()
+        .filter(|f| f.ends_with(".stowage-tmp"))
+        .collect()
+}
+
+/// Labels that make a container a target of `instance`.
+pub fn target_labels(instance: &str) -> Vec<(&'static str, String)> {
+    vec![
+        ("stowage.enable", "true".into()),
+        ("stowage.instance", instance.into()),
+    ]
+}
+
+/// Restores a plain-SQL artifact with stock tools only: `zstd -d < artifact | psql`.
+pub fn restore_with_stock_tools(artifact: &Path, into: &Pg) {
+    let mut zstd = Command::new("zstd")
+        .args(["-d", "-c"])
+        .arg(artifact)
+        .stdout(Stdio::piped())
+        .spawn()
+        .expect("zstd CLI (scripts/test.sh installs it)");
+    let pw = format!("PGPASSWORD={}", into.password);
+    let status = Command::new("docker")
+        .args([
+            "exec",
+            "-i",
+            "-e",
+            &pw,
+            &into.c.name,
+            "psql",
+            "-X",
+            "-q",
+            "-v",
+            "ON_ERROR_STOP=1",
+            "-U",
+            &into.user,
+            "-d",
+            &into.db,
+        ])
+        .stdin(zstd.stdout.take().unwrap())
+        .stdout(Stdio::null())
+        .status()
+        .unwrap();
+    assert!(zstd.wait().unwrap().success(), "zstd -d failed on {}", artifact.display());
+    assert!(
+        status.success(),
+        "restoring {} with zstd | psql failed",
+        artifact.display()
+    );
+}

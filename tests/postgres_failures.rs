@@ -1,0 +1,149 @@
+//! A failed backup is never a success and never leaves an artifact.
+
+mod common;
+
+use std::process::Stdio;
+use std::time::{Duration, Instant};
+
+use common::*;
+
+fn pg_env() -> Vec<(&'static str, String)> {
+    vec![
+        ("POSTGRES_PASSWORD", "pw".into()),
+        ("POSTGRES_DB", "app".into()),
+    ]
+}
+
+#[test]
+fn a_database_that_does_not_exist_fails_with_the_container_named() {
+    let instance = unique("nodb");
+    let dir = Scratch::new("nodb");
+    let mut labels = target_labels(&instance);
+    labels.push(("stowage.database", "nope".into()));
+    let pg = Pg::start(
+        "nodb",
+        PgOptions {
+            labels,
+            env: pg_env(),
+            ..Default::default()
+        },
+    );
+
+    let (code, stdout, stderr) = run_stowage(dir.path(), &instance, &["backup"]);
+    assert_eq!(code, 1, "{stderr}");
+    assert!(stdout.is_empty(), "no artifact is reported: {stdout}");
+    assert!(
+        stderr.contains(&format!("container {}", pg.c.name)),
+        "{stderr}"
+    );
+    assert!(
+        stderr.contains("database \"nope\" does not exist"),
+        "{stderr}"
+    );
+    assert!(
+        artifacts(dir.path()).is_empty() && temp_files(dir.path()).is_empty(),
+        "{:?}",
+        files_under(dir.path())
+    );
+}
+
+#[test]
+fn container_stopped_during_the_dump_leaves_no_artifact() {
+    let instance = unique("stop");
+    let dir = Scratch::new("stop");
+    let pg = Pg::start(
+        "stop",
+        PgOptions {
+            labels: target_labels(&instance),
+            env: pg_env(),
+            ..Default::default()
+        },
+    );
+    pg.seed(1);
+    let lock = pg.hold_lock("pgbench_accounts");
+    let child = stowage(dir.path(), &instance)
+        .arg("backup")
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    pg.wait_for_process("pg_dump");
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while temp_files(dir.path()).is_empty() {
+        assert!(Instant::now() < deadline, "no temp file appeared");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    docker(&["kill", &pg.c.name]);
+    let out = child.wait_with_output().unwrap();
+    drop(lock);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{stderr}");
+    assert!(
+        stderr.contains(&format!("container {}", pg.c.name)),
+        "{stderr}"
+    );
+    assert!(
+        stderr.contains("stopped during the dump") || stderr.contains("the container was stopped"),
+        "{stderr}"
+    );
+    assert!(
+        artifacts(dir.path()).is_empty(),
+        "{:?}",
+        files_under(dir.path())
+    );
+    assert!(
+        temp_files(dir.path()).is_empty(),
+        "{:?}",
+        files_under(dir.path())
+    );
+
+    // And a stopped container is reported, not silently skipped, when asked for by name.
+    let (code, _, stderr) = run_stowage(dir.path(), &instance, &["backup", &pg.c.name]);
+    assert_eq!(code, 1, "{stderr}");
+    assert!(stderr.contains("not running"), "{stderr}");
+}
+
+#[test]
+fn unknown_target_and_bad_labels_fail_the_run() {
+    let instance = unique("bad");
+    let dir = Scratch::new("bad");
+    let mut labels = target_labels(&instance);
+    labels.push(("stowage.schedule", "every night".into()));
+    let _pg = Pg::start(
+        "bad",
+        PgOptions {
+            labels,
+            env: pg_env(),
+            ..Default::default()
+        },
+    );
+    let (code, stdout, _) = run_stowage(dir.path(), &instance, &["plan"]);
+    assert_eq!(code, 1);
+    assert!(
+        stdout.contains("bad cron schedule") && stdout.contains("0 3 * * *"),
+        "the fix is shown: {stdout}"
+    );
+    let (code, _, stderr) = run_stowage(dir.path(), &instance, &["backup", "no-such-target"]);
+    assert_eq!(code, 1);
+    assert!(
+        stderr.contains("no labelled container or target named \"no-such-target\""),
+        "{stderr}"
+    );
+}
+
+#[test]
+fn unreachable_engine_is_a_clear_error() {
+    let dir = Scratch::new("nodocker");
+    let out = stowage(dir.path(), "x")
+        .env("DOCKER_HOST", "unix:///nonexistent.sock")
+        .arg("plan")
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{stderr}");
+    assert!(
+        stderr.contains("cannot reach the Docker engine at unix:///nonexistent.sock"),
+        "{stderr}"
+    );
+    assert!(!stderr.contains("panicked"), "{stderr}");
+}
