@@ -18,15 +18,20 @@ need() { command -v "$1" >/dev/null || { echo "images.sh: '$1' is missing (scrip
 need mmdebstrap
 need docker
 
-recipe_hash() { # name, files...
-	{ echo "$SUITE"; cat "$0"; for f in "$@"; do cat "$f"; done; } | sha256sum | cut -c1-16
+# A recipe's hash: the suite, the image's build arguments and the files it copies in.
+recipe_hash() { # files... (the build arguments come from the caller's "$@")
+	{ echo "$SUITE"; printf '%s\n' "${RECIPE[@]}"; for f in "$@"; do cat "$f"; done; } | sha256sum | cut -c1-16
 }
 
 have_image() { docker image inspect "$1" >/dev/null 2>&1; }
 
-# build_rootfs NAME HASH [mmdebstrap args...] [-- docker import --change args...]
+# build_rootfs NAME "FILES" [mmdebstrap args...] [-- docker import --change args...]
+# FILES are the recipe's own files (copied into the image); they are part of its hash.
 build_rootfs() {
-	local name=$1 hash=$2; shift 2
+	local name=$1 files=$2; shift 2
+	RECIPE=("${EXCLUDES[@]}" "$@")
+	# shellcheck disable=SC2086 # FILES is a space-separated list of paths without spaces
+	local hash; hash=$(recipe_hash $files)
 	local mm=() changes=()
 	while [ $# -gt 0 ] && [ "$1" != -- ]; do mm+=("$1"); shift; done
 	[ "${1:-}" = -- ] && shift
@@ -44,15 +49,16 @@ build_rootfs() {
 		echo "images: built $tag in $((SECONDS - started)) s"
 	fi
 	docker tag "$tag" "stowage-test/$name:test"
+	# Older builds of this image are dead weight on a machine that is kept.
+	docker images --format '{{.Repository}}:{{.Tag}}' "stowage-test/$name" |
+		grep -vxF -e "$tag" -e "stowage-test/$name:test" | xargs -r docker rmi >/dev/null 2>&1 || true
 }
 
-base_hash=$(recipe_hash)
-build_rootfs base "$base_hash" --include=ca-certificates,procps \
+build_rootfs base "" --include=ca-certificates,procps \
 	-- 'ENV LANG=C.UTF-8' 'CMD ["bash"]'
 
 pg_dir=tests/images/postgres
-pg_hash=$(recipe_hash "$pg_dir/docker-entrypoint.sh")
-build_rootfs postgres "$pg_hash" --include=postgresql-15,procps \
+build_rootfs postgres "$pg_dir/docker-entrypoint.sh" --include=postgresql-15,procps \
 	--customize-hook='rm -rf "$1"/var/lib/postgresql/15 "$1"/etc/postgresql/15' \
 	--customize-hook="copy-in $pg_dir/docker-entrypoint.sh /usr/local/bin/" \
 	--customize-hook='mkdir -p "$1"/docker-entrypoint-initdb.d' \
@@ -66,8 +72,11 @@ if [ "${1:-}" = stowage ]; then
 	# from a context that holds only the binary.
 	ctx=$(mktemp -d)
 	cp "$bin" "$ctx/stowage"
-	docker build --quiet -f tests/images/stowage.Dockerfile --build-arg BASE=stowage-test/base:test \
-		-t stowage-test/stowage:test "$ctx" >/dev/null
+	log=$(mktemp)
+	docker build -f tests/images/stowage.Dockerfile --build-arg BASE=stowage-test/base:test \
+		-t stowage-test/stowage:test "$ctx" >"$log" 2>&1 || { cat "$log" >&2; exit 1; }
+	rm -f "$log"
+	docker image prune -f --filter label=org.stowage.test-image=stowage >/dev/null
 	rm -rf "$ctx"
 	echo "images: stowage-test/stowage:test from $bin"
 fi

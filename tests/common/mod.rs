@@ -412,7 +412,11 @@ pub fn restore_with_stock_tools(artifact: &Path, into: &Pg) {
         .stdout(Stdio::null())
         .status()
         .unwrap();
-    assert!(zstd.wait().unwrap().success(), "zstd -d failed on {}", artifact.display());
+    assert!(
+        zstd.wait().unwrap().success(),
+        "zstd -d failed on {}",
+        artifact.display()
+    );
     assert!(
         status.success(),
         "restoring {} with zstd | psql failed",

@@ -1,0 +1,18 @@
+#!/usr/bin/env bash
+# Installs what the tests and benchmarks need beyond a Rust toolchain and a running Docker
+# engine, from Debian's packages: mmdebstrap (builds the test images), zstd (proves artifacts
+# are plain zstd), procps. Does nothing when they are already there.
+set -euo pipefail
+missing=()
+command -v mmdebstrap >/dev/null || missing+=(mmdebstrap)
+command -v zstd >/dev/null || missing+=(zstd)
+command -v ps >/dev/null || missing+=(procps)
+if [ ${#missing[@]} -gt 0 ]; then
+	echo "deps: installing ${missing[*]}"
+	sudo=()
+	[ "$(id -u)" -eq 0 ] || sudo=(sudo)
+	"${sudo[@]}" apt-get update -qq
+	DEBIAN_FRONTEND=noninteractive "${sudo[@]}" apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+fi
+command -v cargo >/dev/null || { echo "deps: cargo is missing: install a Rust toolchain (rustup) first" >&2; exit 1; }
+docker info >/dev/null 2>&1 || { echo "deps: no Docker engine answers (docker info failed): start dockerd or set DOCKER_HOST" >&2; exit 1; }

@@ -1,0 +1,96 @@
+//! `stowage run`: backs up on the schedule from the label, and a SIGTERM aborts a backup that
+//! outlives the grace period without leaving anything behind.
+
+mod common;
+
+use std::process::Stdio;
+use std::time::{Duration, Instant};
+
+use common::*;
+
+#[test]
+fn runs_on_schedule_and_stops_cleanly_on_sigterm() {
+    let instance = unique("daemon");
+    let dir = Scratch::new("daemon");
+    let env = || {
+        vec![
+            ("POSTGRES_PASSWORD", "pw".into()),
+            ("POSTGRES_DB", "app".into()),
+        ]
+    };
+    let mut labels = target_labels(&instance);
+    labels.push(("stowage.schedule", "* * * * *".into()));
+    labels.push(("stowage.name", "quick".into()));
+    let _quick = Pg::start(
+        "daemon-quick",
+        PgOptions {
+            labels: labels.clone(),
+            env: env(),
+            ..Default::default()
+        },
+    );
+    labels.pop();
+    labels.push(("stowage.name", "stuck".into()));
+    let stuck = Pg::start(
+        "daemon-stuck",
+        PgOptions {
+            labels,
+            env: env(),
+            ..Default::default()
+        },
+    );
+    stuck.psql("CREATE TABLE t (v text)");
+    let lock = stuck.hold_lock("t");
+
+    let child = stowage(dir.path(), &instance)
+        .arg("run")
+        .env("STOWAGE_DAEMON__DISCOVERY_INTERVAL", "1")
+        .env("STOWAGE_DAEMON__SHUTDOWN_GRACE", "2")
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    // Both fire at the next minute: "quick" completes, "stuck" waits for the lock.
+    let deadline = Instant::now() + Duration::from_secs(90);
+    while artifacts(&dir.path().join("quick")).is_empty() {
+        assert!(
+            Instant::now() < deadline,
+            "no scheduled backup within 90 s: {:?}",
+            files_under(dir.path())
+        );
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    stuck.wait_for_process("pg_dump");
+    assert_eq!(temp_files(&dir.path().join("stuck")).len(), 1);
+
+    let started = Instant::now();
+    let kill = std::process::Command::new("kill")
+        .args(["-TERM", &child.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(kill.success());
+    let out = child.wait_with_output().unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(0), "{stderr}");
+    assert!(
+        started.elapsed() < Duration::from_secs(15),
+        "stopped in {:?}",
+        started.elapsed()
+    );
+    assert!(
+        stderr.contains("SIGTERM received") && stderr.contains("aborting running backups"),
+        "{stderr}"
+    );
+    assert!(stderr.contains("target added"), "{stderr}");
+    assert!(
+        artifacts(&dir.path().join("stuck")).is_empty(),
+        "{:?}",
+        files_under(dir.path())
+    );
+    assert!(
+        temp_files(dir.path()).is_empty(),
+        "the aborted backup's temp file is gone: {:?}",
+        files_under(dir.path())
+    );
+    lock.release(&stuck);
+}
