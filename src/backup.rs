@@ -405,12 +405,12 @@ async fn dump_one(
     let mut stream = ExecStream::start(docker, &target.container.id, &req)
         .await
         .map_err(|e| (Step::Dump, Failure::Exec(e)))?;
-    let mut tail = Vec::with_capacity(dump.marker_window);
+    let mut tail = exec::TailWindow::new(dump.marker_window);
     let mut raw: u64 = 0;
     let mut last_report = Instant::now();
     while let Some(chunk) = stream.next_stdout().await {
         let chunk = chunk.map_err(|e| (Step::Dump, Failure::Exec(e)))?;
-        exec::keep_tail(&mut tail, &chunk, dump.marker_window);
+        tail.push(&chunk);
         raw += chunk.len() as u64;
         writer.write(chunk).await.map_err(io)?;
         if last_report.elapsed() >= PROGRESS_EVERY {
@@ -451,7 +451,7 @@ async fn dump_one(
         return Err((Step::Check, Failure::StderrError(line.to_string())));
     }
     if let Some(marker) = &dump.complete_marker
-        && !contains(&tail, marker.as_bytes())
+        && !tail.contains(marker.as_bytes())
     {
         return Err((Step::Check, Failure::Incomplete(marker.clone())));
     }
@@ -491,10 +491,6 @@ async fn dump_one(
     Ok(Outcome { artifact, manifest })
 }
 
-fn contains(haystack: &[u8], needle: &[u8]) -> bool {
-    haystack.windows(needle.len()).any(|w| w == needle)
-}
-
 /// The last `n` non-empty lines of a text, joined with " | ".
 fn last_lines(text: &str, n: usize) -> String {
     let lines: Vec<&str> = text
@@ -511,8 +507,6 @@ mod tests {
 
     #[test]
     fn helpers() {
-        assert!(contains(b"ab-- done --\n\\unrestrict x\n", b"-- done --"));
-        assert!(!contains(b"ab", b"abc"));
         assert_eq!(last_lines("a\n\nb\nc\n", 2), "b | c");
     }
 

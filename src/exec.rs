@@ -21,7 +21,7 @@ use crate::secret::Secret;
 pub const STDERR_LIMIT: usize = 16 * 1024;
 
 /// Read buffer for the exec's output.
-const OUTPUT_CAPACITY: usize = 256 * 1024;
+const OUTPUT_CAPACITY: usize = 32 * 1024;
 
 /// An exec that could not run or whose output broke off.
 #[derive(Debug, thiserror::Error)]
@@ -189,6 +189,48 @@ pub async fn capture(
     Ok((out, status))
 }
 
+/// The last bytes of a stream, kept without copying: references to the final chunks that
+/// cover at least `window` bytes.
+#[derive(Debug, Default)]
+pub struct TailWindow {
+    window: usize,
+    chunks: std::collections::VecDeque<Bytes>,
+    len: usize,
+}
+
+impl TailWindow {
+    /// Keeps at least the last `window` bytes.
+    pub fn new(window: usize) -> Self {
+        Self {
+            window,
+            ..Default::default()
+        }
+    }
+
+    /// Records a chunk (a reference, not a copy).
+    pub fn push(&mut self, chunk: &Bytes) {
+        self.chunks.push_back(chunk.clone());
+        self.len += chunk.len();
+        while let Some(front) = self.chunks.front() {
+            if self.len - front.len() < self.window {
+                break;
+            }
+            self.len -= front.len();
+            self.chunks.pop_front();
+        }
+    }
+
+    /// Whether `needle` occurs within the last `window` bytes.
+    pub fn contains(&self, needle: &[u8]) -> bool {
+        let mut tail: Vec<u8> = Vec::with_capacity(self.len);
+        for c in &self.chunks {
+            tail.extend_from_slice(c);
+        }
+        let tail = &tail[tail.len().saturating_sub(self.window)..];
+        !needle.is_empty() && tail.windows(needle.len()).any(|w| w == needle)
+    }
+}
+
 /// Appends `data` to `buf`, keeping only the last `limit` bytes.
 pub fn keep_tail(buf: &mut Vec<u8>, data: &[u8], limit: usize) {
     if data.len() >= limit {
@@ -204,6 +246,23 @@ pub fn keep_tail(buf: &mut Vec<u8>, data: &[u8], limit: usize) {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn tail_window_finds_markers_across_chunks_and_only_near_the_end() {
+        let mut t = TailWindow::new(32);
+        for c in ["-- dump ", "complete --\n", "\\unrestrict k\n"] {
+            t.push(&Bytes::from(c));
+        }
+        assert!(
+            t.contains(b"complete --"),
+            "split across chunks, inside the window"
+        );
+        let mut t = TailWindow::new(16);
+        t.push(&Bytes::from("complete"));
+        t.push(&Bytes::from(vec![b'x'; 16]));
+        assert!(!t.contains(b"complete"), "outside the window");
+        assert!(t.chunks.len() == 1 && t.len == 16);
+    }
 
     #[test]
     fn tail_is_bounded() {

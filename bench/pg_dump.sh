@@ -1,0 +1,58 @@
+#!/usr/bin/env bash
+# Benchmark: stowage backing up a pgbench database against the raw `docker exec … pg_dump >
+# /dev/null` of the same database, in the same run, plus stowage's peak RSS.
+#
+#   bench/pg_dump.sh [SCALE...]     default: 110 440 (dumps of about 1.1 GB and 4.4 GB)
+#
+# For each scale: start a PostgreSQL container (the test image), fill it with `pgbench -i`,
+# then alternate REPS runs of the raw dump and of `stowage backup` (release build, default
+# config: zstd level 3, no worker threads) and print the medians as a Markdown table row.
+# Needs about 6 GB of free disk per 100 of scale for the container (removed afterwards).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+REPS=${REPS:-3}
+scripts/deps.sh
+command -v /usr/bin/time >/dev/null || { apt-get install -y -qq time >/dev/null; }
+cargo build --release --locked --bins 2>&1 | tail -1
+scripts/images.sh >/dev/null
+BIN=$PWD/target/release/stowage
+out=$(mktemp -d)
+trap 'rm -rf "$out"' EXIT
+
+median() { sort -n | awk '{a[NR]=$1} END {print a[int((NR+1)/2)]}'; }
+now() { date +%s.%N; }
+
+echo "| pgbench scale | dump size | raw pg_dump (s) | stowage (s) | ratio | stowage peak RSS (MiB) | artifact size |"
+echo "|---|---|---|---|---|---|---|"
+for scale in "${@:-110 440}"; do
+	name=stowage-bench-$scale-$$
+	docker run -d --name "$name" -l stowage.enable=true -l "stowage.instance=$name" \
+		-e POSTGRES_PASSWORD=bench -e POSTGRES_DB=bench stowage-test/postgres:test >/dev/null
+	trap 'docker rm -f -v "$name" >/dev/null 2>&1; rm -rf "$out"' EXIT
+	until docker logs "$name" 2>&1 | grep -q 'init process complete' &&
+		docker exec "$name" pg_isready -q -U postgres 2>/dev/null; do sleep 0.5; done
+	sleep 1
+	started=$SECONDS
+	docker exec "$name" pgbench -i -q -I dtg -s "$scale" -U postgres bench >/dev/null 2>&1
+	echo "bench: scale $scale seeded in $((SECONDS - started)) s" >&2
+	size=$(docker exec "$name" pg_dump -U postgres bench | wc -c) # also warms the cache
+	raw=() ours=() rss=() stored=0
+	for _ in $(seq "$REPS"); do
+		t0=$(now)
+		docker exec "$name" pg_dump -U postgres bench >/dev/null
+		raw+=("$(echo "$(now) - $t0" | bc)")
+		rm -rf "${out:?}"/*
+		/usr/bin/time -f '%e %M' -o "$out/time" env STOWAGE_CONFIG=/dev/null STOWAGE_BACKUP_DIR="$out" \
+			STOWAGE_INSTANCE="$name" STOWAGE_LOG=warn "$BIN" backup >/dev/null
+		read -r wall kb <"$out/time"
+		ours+=("$wall")
+		rss+=("$((kb / 1024))")
+		stored=$(find "$out" -name '*.zst' -printf '%s\n')
+	done
+	r=$(printf '%s\n' "${raw[@]}" | median)
+	o=$(printf '%s\n' "${ours[@]}" | median)
+	m=$(printf '%s\n' "${rss[@]}" | sort -n | tail -1)
+	printf '| %s | %s | %.2f | %.2f | %.3f | %s | %s |\n' "$scale" "$(numfmt --to=iec "$size")" "$r" "$o" \
+		"$(echo "$o / $r" | bc -l)" "$m" "$(numfmt --to=iec "$stored")"
+	docker rm -f -v "$name" >/dev/null
+done
