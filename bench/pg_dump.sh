@@ -12,7 +12,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 REPS=${REPS:-3}
 scripts/deps.sh
-command -v /usr/bin/time >/dev/null || { apt-get install -y -qq time >/dev/null; }
+command -v /usr/bin/time >/dev/null || apt-get install -y -qq time >/dev/null
 cargo build --release --locked --bins 2>&1 | tail -1
 scripts/images.sh >/dev/null
 BIN=$PWD/target/release/stowage
@@ -40,7 +40,7 @@ for scale in "${@:-110 440}"; do
 	for _ in $(seq "$REPS"); do
 		t0=$(now)
 		docker exec "$name" pg_dump -U postgres bench >/dev/null
-		raw+=("$(echo "$(now) - $t0" | bc)")
+		raw+=("$(awk -v a="$(now)" -v b="$t0" 'BEGIN {print a - b}')")
 		rm -rf "${out:?}"/*
 		/usr/bin/time -f '%e %M' -o "$out/time" env STOWAGE_CONFIG=/dev/null STOWAGE_BACKUP_DIR="$out" \
 			STOWAGE_INSTANCE="$name" STOWAGE_LOG=warn "$BIN" backup >/dev/null
@@ -53,6 +53,6 @@ for scale in "${@:-110 440}"; do
 	o=$(printf '%s\n' "${ours[@]}" | median)
 	m=$(printf '%s\n' "${rss[@]}" | sort -n | tail -1)
 	printf '| %s | %s | %.2f | %.2f | %.3f | %s | %s |\n' "$scale" "$(numfmt --to=iec "$size")" "$r" "$o" \
-		"$(echo "$o / $r" | bc -l)" "$m" "$(numfmt --to=iec "$stored")"
+		"$(awk -v o="$o" -v r="$r" 'BEGIN {print o / r}')" "$m" "$(numfmt --to=iec "$stored")"
 	docker rm -f -v "$name" >/dev/null
 done

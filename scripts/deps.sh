@@ -1,14 +1,14 @@
 #!/usr/bin/env bash
 # Installs what the tests and benchmarks need beyond a Rust toolchain and a running Docker
 # engine, from Debian's packages: mmdebstrap (builds the test images), zstd (proves artifacts
-# are plain zstd), procps, and socat and openssl (the Docker-over-TLS test). Does nothing when
+# are plain zstd), procps, and stunnel4 and openssl (the Docker-over-TLS test). Does nothing when
 # they are already there.
 set -euo pipefail
 missing=()
 command -v mmdebstrap >/dev/null || missing+=(mmdebstrap)
 command -v zstd >/dev/null || missing+=(zstd)
 command -v ps >/dev/null || missing+=(procps)
-command -v socat >/dev/null || missing+=(socat)     # TLS proxy in front of the engine (tests)
+command -v stunnel >/dev/null || missing+=(stunnel4) # TLS in front of the engine (tests)
 command -v openssl >/dev/null || missing+=(openssl) # test certificates
 if [ ${#missing[@]} -gt 0 ]; then
 	echo "deps: installing ${missing[*]}"

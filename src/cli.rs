@@ -60,9 +60,25 @@ pub async fn run(cli: Cli) -> ExitCode {
         Command::Run => cmd_run(cli.config).await,
     };
     result.unwrap_or_else(|e| {
-        eprintln!("error: {e:#}");
+        eprintln!("error: {}", chain(&e));
         ExitCode::from(2)
     })
+}
+
+/// An error and its causes on one line, leaving out a cause whose text the message already
+/// holds (our errors name their cause in their own message).
+fn chain(e: &anyhow::Error) -> String {
+    let mut out = String::new();
+    for cause in e.chain() {
+        let text = cause.to_string();
+        if !out.contains(&text) {
+            if !out.is_empty() {
+                out.push_str(": ");
+            }
+            out.push_str(&text);
+        }
+    }
+    out
 }
 
 struct Setup {
@@ -83,6 +99,18 @@ async fn setup(config_path: Option<PathBuf>) -> anyhow::Result<Setup> {
         docker,
         default_schedule,
     })
+}
+
+/// Locks the backup directory for this process; removes a crash's temp files if it may (each
+/// removal is logged by `artifact`).
+fn lock_backup_dir(config: &Config) -> anyhow::Result<artifact::DirLock> {
+    let (lock, _removed) = artifact::open_backup_dir(&config.backup_dir).with_context(|| {
+        format!(
+            "cannot use backup directory {}; check that it exists or can be created, and is writable",
+            config.backup_dir.display()
+        )
+    })?;
+    Ok(lock)
 }
 
 fn options(config: &Config) -> Options {
@@ -170,15 +198,7 @@ fn print_target(t: &Target, now: chrono::DateTime<Utc>) {
 
 async fn cmd_backup(config_path: Option<PathBuf>, wanted: Vec<String>) -> anyhow::Result<ExitCode> {
     let s = setup(config_path).await?;
-    let (_lock, removed) = artifact::open_backup_dir(&s.config.backup_dir).with_context(|| {
-        format!(
-            "cannot use backup directory {}",
-            s.config.backup_dir.display()
-        )
-    })?;
-    if removed > 0 {
-        tracing::info!(removed, "removed temp files left by an interrupted run");
-    }
+    let _lock = lock_backup_dir(&s.config)?;
     let entries = discover_and_plan(&s).await?;
     let mut failed = false;
     let mut selected: Vec<&Target> = Vec::new();
@@ -254,15 +274,7 @@ async fn cmd_backup(config_path: Option<PathBuf>, wanted: Vec<String>) -> anyhow
 
 async fn cmd_run(config_path: Option<PathBuf>) -> anyhow::Result<ExitCode> {
     let s = setup(config_path).await?;
-    let (_lock, removed) = artifact::open_backup_dir(&s.config.backup_dir).with_context(|| {
-        format!(
-            "cannot use backup directory {}",
-            s.config.backup_dir.display()
-        )
-    })?;
-    if removed > 0 {
-        tracing::info!(removed, "removed temp files left by an interrupted run");
-    }
+    let _lock = lock_backup_dir(&s.config)?;
     let opts = options(&s.config);
     daemon::run(s.docker, s.config, s.registry, opts, shutdown_signal()).await;
     Ok(ExitCode::SUCCESS)

@@ -211,6 +211,16 @@ fn plan_one(
             ));
         }
     }
+    // Checked last, so a stopped container's label mistakes are reported first.
+    if !c.is_running() {
+        return Err(skip(
+            format!(
+                "container is {} (not running); it is backed up once it runs again",
+                c.state
+            ),
+            false,
+        ));
+    }
     let name = labels
         .name
         .clone()
@@ -325,6 +335,32 @@ mod tests {
         assert!(skip_reason(&entries[5]).contains("option"));
         assert!(skip_reason(&entries[6]).contains("POSTGRES_DB"));
         assert!(skip_reason(&entries[7]).contains("already used by container a"));
+    }
+
+    #[test]
+    fn stopped_containers_are_skipped_without_hiding_label_mistakes() {
+        let on = ("stowage.enable", "true");
+        let entries = run(&[
+            c("s", "postgres", "exited", &[on], &[]),
+            c(
+                "t",
+                "postgres",
+                "exited",
+                &[on, ("stowage.database", "-x")],
+                &[],
+            ),
+        ]);
+        let Entry::Skipped(s) = &entries[0] else {
+            panic!()
+        };
+        assert!(
+            s.reason.contains("exited (not running)") && !s.is_error,
+            "{s:?}"
+        );
+        let Entry::Skipped(t) = &entries[1] else {
+            panic!()
+        };
+        assert!(t.reason.contains("option") && t.is_error, "{t:?}");
     }
 
     #[test]

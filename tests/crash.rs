@@ -3,7 +3,6 @@
 mod common;
 
 use std::process::Stdio;
-use std::time::{Duration, Instant};
 
 use common::*;
 
@@ -11,17 +10,7 @@ use common::*;
 fn killed_during_a_dump_leaves_nothing_under_a_final_name() {
     let instance = unique("crash");
     let dir = Scratch::new("crash");
-    let pg = Pg::start(
-        "crash",
-        PgOptions {
-            labels: target_labels(&instance),
-            env: vec![
-                ("POSTGRES_PASSWORD", "pw".into()),
-                ("POSTGRES_DB", "app".into()),
-            ],
-            ..Default::default()
-        },
-    );
+    let pg = Pg::start_target("crash", &instance);
     pg.seed(1);
     let lock = pg.hold_lock("pgbench_accounts");
     let mut child = stowage(dir.path(), &instance)
@@ -32,15 +21,7 @@ fn killed_during_a_dump_leaves_nothing_under_a_final_name() {
         .unwrap();
     pg.wait_for_process("pg_dump");
     // The dump is running (waiting for the lock) and its temp file exists.
-    let deadline = Instant::now() + Duration::from_secs(20);
-    while temp_files(dir.path()).is_empty() {
-        assert!(
-            Instant::now() < deadline,
-            "no temp file appeared: {:?}",
-            files_under(dir.path())
-        );
-        std::thread::sleep(Duration::from_millis(50));
-    }
+    wait_for_temp_file(dir.path());
     child.kill().unwrap(); // SIGKILL: no destructor runs
     child.wait().unwrap();
     assert!(

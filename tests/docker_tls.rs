@@ -1,6 +1,8 @@
 //! Docker over TLS with client certificates (DOCKER_HOST=tcp://…, DOCKER_TLS_VERIFY,
-//! DOCKER_CERT_PATH), through a real TLS endpoint: socat terminating mutual TLS in front of
-//! the engine's unix socket, with certificates from a CA made here by openssl.
+//! DOCKER_CERT_PATH), through a real TLS endpoint: stunnel terminating mutual TLS in front of
+//! the engine's unix socket, with certificates from a CA made here by openssl. (socat cannot
+//! be the endpoint: it leaves OpenSSL's session-id context unset, so the TLS session
+//! resumption that rustls clients do on a second connection fails.)
 
 mod common;
 
@@ -117,38 +119,35 @@ fn backs_up_over_mutual_tls() {
     let certs = Scratch::new("tls-certs");
     make_certs(certs.path());
     let port = free_port();
-    let socket = std::env::var("DOCKER_HOST")
-        .ok()
-        .and_then(|h| h.strip_prefix("unix://").map(str::to_string))
-        .unwrap_or_else(|| "/var/run/docker.sock".into());
+    let socket = docker_socket();
     let c = certs.path().display();
+    let conf = certs.path().join("stunnel.conf");
+    std::fs::write(
+        &conf,
+        format!(
+            "foreground = yes\npid =\n[docker]\naccept = 127.0.0.1:{port}\nconnect = {socket}\n\
+             cert = {c}/server-cert.pem\nkey = {c}/server-key.pem\nCAfile = {c}/ca.pem\n\
+             verifyChain = yes\nrequireCert = yes\n"
+        ),
+    )
+    .unwrap();
     let proxy = Proxy(
-        Command::new("socat")
-            .arg(format!("OPENSSL-LISTEN:{port},bind=127.0.0.1,reuseaddr,fork,cert={c}/server-cert.pem,key={c}/server-key.pem,cafile={c}/ca.pem,verify=1"))
-            .arg(format!("UNIX-CONNECT:{socket}"))
+        Command::new("stunnel")
+            .arg(&conf)
+            .stdout(Stdio::null())
             .stderr(Stdio::null())
             .spawn()
-            .expect("socat (scripts/deps.sh installs it)"),
+            .expect("stunnel (scripts/deps.sh installs it)"),
     );
     let deadline = Instant::now() + Duration::from_secs(10);
     while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
-        assert!(Instant::now() < deadline, "socat did not listen");
+        assert!(Instant::now() < deadline, "stunnel did not listen");
         std::thread::sleep(Duration::from_millis(50));
     }
 
     let instance = unique("tls");
     let dir = Scratch::new("tls");
-    let _pg = Pg::start(
-        "tls",
-        PgOptions {
-            labels: target_labels(&instance),
-            env: vec![
-                ("POSTGRES_PASSWORD", "pw".into()),
-                ("POSTGRES_DB", "app".into()),
-            ],
-            ..Default::default()
-        },
-    );
+    let _pg = Pg::start_target("tls", &instance);
     let tls = |cmd: &mut Command| {
         cmd.env("DOCKER_HOST", format!("tcp://127.0.0.1:{port}"))
             .env("DOCKER_TLS_VERIFY", "1")

@@ -7,23 +7,10 @@ use common::*;
 #[test]
 fn stowage_container_backs_up_through_the_mounted_socket() {
     require_image(STOWAGE_IMAGE);
-    let socket = std::env::var("DOCKER_HOST")
-        .ok()
-        .and_then(|h| h.strip_prefix("unix://").map(str::to_string))
-        .unwrap_or_else(|| "/var/run/docker.sock".into());
+    let socket = docker_socket();
     let instance = unique("ctr");
     let dir = Scratch::new("ctr");
-    let pg = Pg::start(
-        "ctr",
-        PgOptions {
-            labels: target_labels(&instance),
-            env: vec![
-                ("POSTGRES_PASSWORD", "pw".into()),
-                ("POSTGRES_DB", "app".into()),
-            ],
-            ..Default::default()
-        },
-    );
+    let pg = Pg::start_target("ctr", &instance);
     pg.psql("CREATE TABLE t (v text); INSERT INTO t VALUES ('backed up from a container')");
     let name = unique("stowage");
     let out = docker_output(&[

@@ -24,11 +24,15 @@ fn manifest(artifact: &Path) -> serde_json::Value {
 fn round_trip_through_stock_tools_keeps_every_table_equal() {
     let instance = unique("rt");
     let dir = Scratch::new("rt");
+    // A non-default user, detected from POSTGRES_USER. initdb then creates no "postgres"
+    // role at all, so a dump as any other user fails: the backup succeeding proves detection.
+    let mut env = pg_env("app");
+    env.push(("POSTGRES_USER", "appuser".into()));
     let src = Pg::start(
         "rt-src",
         PgOptions {
             labels: target_labels(&instance),
-            env: pg_env("app"),
+            env: env.clone(),
             ..Default::default()
         },
     );
@@ -85,7 +89,7 @@ fn round_trip_through_stock_tools_keeps_every_table_equal() {
     let dst = Pg::start(
         "rt-dst",
         PgOptions {
-            env: pg_env("app"),
+            env,
             ..Default::default()
         },
     );

@@ -2,9 +2,6 @@
 
 mod common;
 
-use std::process::Stdio;
-use std::time::{Duration, Instant};
-
 use common::*;
 
 fn pg_env() -> Vec<(&'static str, String)> {
@@ -61,18 +58,9 @@ fn container_stopped_during_the_dump_leaves_no_artifact() {
     );
     pg.seed(1);
     let lock = pg.hold_lock("pgbench_accounts");
-    let child = stowage(dir.path(), &instance)
-        .arg("backup")
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
+    let child = spawn_backup(dir.path(), &instance);
     pg.wait_for_process("pg_dump");
-    let deadline = Instant::now() + Duration::from_secs(20);
-    while temp_files(dir.path()).is_empty() {
-        assert!(Instant::now() < deadline, "no temp file appeared");
-        std::thread::sleep(Duration::from_millis(50));
-    }
+    wait_for_temp_file(dir.path());
     docker(&["kill", &pg.c.name]);
     let out = child.wait_with_output().unwrap();
     drop(lock);

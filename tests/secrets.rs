@@ -3,8 +3,6 @@
 
 mod common;
 
-use std::process::Stdio;
-
 use bollard::Docker;
 use common::*;
 
@@ -29,12 +27,7 @@ async fn password_with_shell_characters_never_reaches_an_argv() {
     );
     pg.psql("CREATE TABLE t (v text); INSERT INTO t VALUES ('x')");
     let lock = pg.hold_lock("t");
-    let child = stowage(dir.path(), &instance)
-        .arg("backup")
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
+    let child = spawn_backup(dir.path(), &instance);
     // pg_dump now waits for the lock: look at it from inside and from the engine.
     let ps = pg.wait_for_process("pg_dump");
     assert!(!ps.contains("s3cr3t"), "password visible in ps:\n{ps}");

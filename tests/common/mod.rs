@@ -75,6 +75,14 @@ pub struct PgOptions<'a> {
     pub password: Option<String>,
 }
 
+/// The engine's unix socket on this machine (from DOCKER_HOST, else the default path).
+pub fn docker_socket() -> String {
+    std::env::var("DOCKER_HOST")
+        .ok()
+        .and_then(|h| h.strip_prefix("unix://").map(str::to_string))
+        .unwrap_or_else(|| "/var/run/docker.sock".into())
+}
+
 /// A running PostgreSQL container built from Debian's packages.
 pub struct Pg {
     pub c: Container,
@@ -84,6 +92,21 @@ pub struct Pg {
 }
 
 impl Pg {
+    /// The common case: a target of `instance` with password `pw` and database `app`.
+    pub fn start_target(prefix: &str, instance: &str) -> Pg {
+        Pg::start(
+            prefix,
+            PgOptions {
+                labels: target_labels(instance),
+                env: vec![
+                    ("POSTGRES_PASSWORD", "pw".into()),
+                    ("POSTGRES_DB", "app".into()),
+                ],
+                ..Default::default()
+            },
+        )
+    }
+
     /// Starts a container and waits until it accepts connections.
     pub fn start(prefix: &str, opts: PgOptions) -> Pg {
         require_image(PG_IMAGE);
@@ -325,6 +348,29 @@ pub fn stowage(backup_dir: &Path, instance: &str) -> Command {
         .env("STOWAGE_CONFIG", "/dev/null")
         .env("STOWAGE_LOG", "info");
     cmd
+}
+
+/// Starts `stowage backup` in the background, output captured.
+pub fn spawn_backup(backup_dir: &Path, instance: &str) -> std::process::Child {
+    stowage(backup_dir, instance)
+        .arg("backup")
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap()
+}
+
+/// Waits until a temp file exists under `dir` (a backup is writing).
+pub fn wait_for_temp_file(dir: &Path) {
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while temp_files(dir).is_empty() {
+        assert!(
+            Instant::now() < deadline,
+            "no temp file appeared: {:?}",
+            files_under(dir)
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
 }
 
 /// Runs stowage to completion: (exit code, stdout, stderr).
