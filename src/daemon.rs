@@ -9,7 +9,7 @@
 //! `daemon.shutdown_grace` seconds, then aborts the rest; an aborted backup's temp file is
 //! removed as its task is dropped, so no partial artifact is ever left under a final name.
 
-use std::collections::{BTreeMap, HashSet};
+use std::collections::{BTreeMap, HashMap, HashSet};
 use std::future::Future;
 use std::sync::Arc;
 use std::time::Duration;
@@ -42,8 +42,9 @@ pub async fn run(
     let default_schedule = Schedule::parse(&config.schedule).expect("validated with the config");
     let permits = Arc::new(Semaphore::new(config.daemon.max_concurrent));
     let mut targets: BTreeMap<String, Scheduled> = BTreeMap::new();
-    let mut running: HashSet<String> = HashSet::new();
-    let mut tasks: JoinSet<String> = JoinSet::new();
+    // Running backups by task, so a task that panics still frees its target.
+    let mut running: HashMap<tokio::task::Id, String> = HashMap::new();
+    let mut tasks: JoinSet<()> = JoinSet::new();
     let mut last_skips: BTreeMap<String, String> = BTreeMap::new();
     let discovery_every = Duration::from_secs(config.daemon.discovery_interval);
     let mut next_discovery = tokio::time::Instant::now();
@@ -67,25 +68,24 @@ pub async fn run(
         let now = Utc::now();
         for (name, s) in targets.iter_mut() {
             let Some(due) = s.next else { continue };
-            if due > now || running.contains(name) {
+            if due > now || running.values().any(|r| r == name) {
                 continue;
             }
             s.next = s.target.next_run(now);
-            running.insert(name.clone());
             let (docker, target, opts, permits) = (
                 docker.clone(),
                 s.target.clone(),
                 opts.clone(),
                 permits.clone(),
             );
-            tasks.spawn(async move {
+            let task = tasks.spawn(async move {
                 let _permit = permits
                     .acquire_owned()
                     .await
                     .expect("the semaphore is never closed");
                 backup::backup_target(&docker, &target, &opts).await;
-                target.name.clone()
             });
+            running.insert(task.id(), name.clone());
         }
         let next_due = targets
             .values()
@@ -96,8 +96,15 @@ pub async fn run(
         let wait = next_due.map_or(until_discovery, |d| d.min(until_discovery));
         tokio::select! {
             _ = &mut shutdown => break,
-            Some(done) = tasks.join_next(), if !tasks.is_empty() => {
-                if let Ok(name) = done { running.remove(&name); }
+            Some(done) = tasks.join_next_with_id(), if !tasks.is_empty() => {
+                let id = match done {
+                    Ok((id, ())) => id,
+                    Err(e) => {
+                        tracing::error!(target = ?running.get(&e.id()), "backup task failed: {e}");
+                        e.id()
+                    }
+                };
+                running.remove(&id);
             }
             _ = tokio::time::sleep(wait) => {}
         }
