@@ -18,7 +18,7 @@ use bollard::query_parameters::InspectContainerOptions;
 use chrono::Utc;
 
 use crate::artifact::{self, ContainerRef, Content, Manifest, Stored, TempFile};
-use crate::engine::{Chosen, Invocation};
+use crate::engine::{Chosen, Engine, Invocation};
 use crate::exec::{self, ExecError, ExecRequest, ExecStream, ExitStatus};
 use crate::labels;
 use crate::pipeline::{PipelineWriter, Settings};
@@ -250,10 +250,11 @@ async fn run_target(
         }
         Err(e) => return vec![Err(fail(&first_db, Step::Inspect, Failure::Exec(e.into())))],
     }
-    let values = match resolve_values(docker, target).await {
-        Ok(v) => v,
-        Err(f) => return vec![Err(fail(&first_db, Step::Credentials, f))],
-    };
+    let values =
+        match resolve_values(docker, &target.container.id, &target.engine, &target.vars).await {
+            Ok(v) => v,
+            Err(f) => return vec![Err(fail(&first_db, Step::Credentials, f))],
+        };
     let version = dump_tool_version(docker, target, &values).await;
     let runs: Vec<(Option<String>, bool)> = match &target.databases {
         Databases::All => vec![(None, true)],
@@ -290,29 +291,27 @@ async fn run_target(
     results
 }
 
-/// Reads every variable's value; files are read inside the container with `cat`.
-async fn resolve_values(
+/// Reads every variable's value; files are read inside the container with `cat`. Values that
+/// are not secrets are checked as [`labels::check_argument`] does.
+pub(crate) async fn resolve_values(
     docker: &Docker,
-    target: &Target,
+    container_id: &str,
+    engine: &Engine,
+    vars: &BTreeMap<String, Chosen>,
 ) -> Result<BTreeMap<String, String>, Failure> {
     let mut values = BTreeMap::new();
-    for (name, chosen) in &target.vars {
+    for (name, chosen) in vars {
         let value = match chosen {
             Chosen::File { path, .. } | Chosen::LabelFile { path, .. } => {
                 let req = ExecRequest {
                     argv: vec!["cat".into(), "--".into(), path.clone()],
-                    env: vec![],
+                    ..Default::default()
                 };
-                let (out, status) =
-                    exec::capture(docker, &target.container.id, &req, VAR_FILE_LIMIT)
-                        .await
-                        .map_err(|e| {
-                            Failure::Var(format!(
-                                "cannot read {} ({}): {e}",
-                                name,
-                                chosen.describe()
-                            ))
-                        })?;
+                let (out, status) = exec::capture(docker, container_id, &req, VAR_FILE_LIMIT)
+                    .await
+                    .map_err(|e| {
+                        Failure::Var(format!("cannot read {} ({}): {e}", name, chosen.describe()))
+                    })?;
                 if !status.success() {
                     return Err(Failure::Var(format!(
                         "cannot read {} from {}: {}. Check that the file exists in the container",
@@ -326,7 +325,7 @@ async fn resolve_values(
                     Failure::Var(format!("{} ({}) is not UTF-8", name, chosen.describe()))
                 })?;
                 let value = text.trim_end_matches(['\n', '\r']).to_string();
-                let secret = target.engine.spec.vars.get(name).is_some_and(|v| v.secret);
+                let secret = engine.spec.vars.get(name).is_some_and(|v| v.secret);
                 if !secret {
                     labels::check_argument(name, &value).map_err(|e| {
                         Failure::Var(format!("{} ({}): {}", name, chosen.describe(), e.reason))
@@ -352,7 +351,10 @@ async fn dump_tool_version(
     values: &BTreeMap<String, String>,
 ) -> Option<String> {
     let argv = target.engine.version_invocation(values)?;
-    let req = ExecRequest { argv, env: vec![] };
+    let req = ExecRequest {
+        argv,
+        ..Default::default()
+    };
     match exec::capture(docker, &target.container.id, &req, 4096).await {
         Ok((out, status)) if status.success() => String::from_utf8_lossy(&out)
             .lines()
@@ -401,6 +403,7 @@ async fn dump_one(
     let req = ExecRequest {
         argv: inv.argv,
         env: inv.env,
+        stdin: false,
     };
     let mut stream = ExecStream::start(docker, &target.container.id, &req)
         .await

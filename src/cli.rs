@@ -18,7 +18,7 @@ use crate::engine::Registry;
 use crate::pipeline::Settings;
 use crate::plan::{self, Databases, Entry, Target};
 use crate::schedule::Schedule;
-use crate::{artifact, daemon, discovery, docker};
+use crate::{artifact, catalog, daemon, discovery, docker, restore};
 
 /// Backs up the databases in your Docker containers, found by their labels.
 #[derive(Debug, Parser)]
@@ -44,6 +44,28 @@ pub enum Command {
     },
     /// Show what would be backed up, how, and why a labelled container is skipped.
     Plan,
+    /// List the artifacts in the backup directory (of some targets, or all).
+    List {
+        /// Target names; all when none is given.
+        targets: Vec<String>,
+    },
+    /// Restore an artifact into a running database container. The artifact is checked against
+    /// its manifest first; a mismatch is refused.
+    Restore {
+        /// The artifact file (its manifest must sit beside it).
+        artifact: PathBuf,
+        /// Container name or ID to restore into; its credentials are found as for a backup.
+        #[arg(long, value_name = "CONTAINER")]
+        to: String,
+        /// Database to restore into (default: the one the artifact was dumped from).
+        #[arg(long, value_name = "NAME")]
+        database: Option<String>,
+    },
+    /// Re-hash artifacts against their manifests (of some targets, or all).
+    Verify {
+        /// Target names; all when none is given.
+        targets: Vec<String>,
+    },
     /// Print the default configuration file.
     Config,
 }
@@ -56,6 +78,13 @@ pub async fn run(cli: Cli) -> ExitCode {
             Ok(ExitCode::SUCCESS)
         }
         Command::Plan => cmd_plan(cli.config).await,
+        Command::List { targets } => cmd_list(cli.config, &targets),
+        Command::Restore {
+            artifact,
+            to,
+            database,
+        } => cmd_restore(cli.config, &artifact, &to, database.as_deref()).await,
+        Command::Verify { targets } => cmd_verify(cli.config, &targets).await,
         Command::Backup { targets } => cmd_backup(cli.config, targets).await,
         Command::Run => cmd_run(cli.config).await,
     };
@@ -270,6 +299,117 @@ async fn cmd_backup(config_path: Option<PathBuf>, wanted: Vec<String>) -> anyhow
     } else {
         ExitCode::SUCCESS
     })
+}
+
+async fn cmd_restore(
+    config_path: Option<PathBuf>,
+    artifact: &std::path::Path,
+    to: &str,
+    database: Option<&str>,
+) -> anyhow::Result<ExitCode> {
+    let s = setup(config_path).await?;
+    match restore::restore(&s.docker, &s.registry, artifact, to, database).await {
+        Ok(r) => {
+            println!(
+                "restored {} ({}) into database {} of container {to} in {:.1}s",
+                artifact.display(),
+                human_bytes(r.raw_bytes),
+                r.database,
+                r.elapsed.as_secs_f64()
+            );
+            Ok(ExitCode::SUCCESS)
+        }
+        Err(e) => {
+            tracing::error!("{e}");
+            Ok(ExitCode::FAILURE)
+        }
+    }
+}
+
+fn cmd_list(config_path: Option<PathBuf>, targets: &[String]) -> anyhow::Result<ExitCode> {
+    let config = Config::load(config_path.as_deref())?;
+    let listed = catalog::list(&config.backup_dir, targets).with_context(|| {
+        format!(
+            "cannot read backup directory {}",
+            config.backup_dir.display()
+        )
+    })?;
+    println!(
+        "{:<20} {:<17} {:<9} {:<16} {:>10}  {:<12} FILE",
+        "TARGET", "TIME (UTC)", "ENGINE", "DATABASE", "SIZE", "STATE"
+    );
+    for l in &listed {
+        let (time, engine, database, size) = match &l.manifest {
+            Ok(m) => (
+                m.started_at.format("%Y-%m-%d %H:%M").to_string(),
+                m.engine.clone(),
+                m.database.clone(),
+                human_bytes(m.stored.bytes),
+            ),
+            Err(_) => ("?".into(), "?".into(), "?".into(), "?".into()),
+        };
+        println!(
+            "{:<20} {:<17} {:<9} {:<16} {:>10}  {:<12} {}",
+            l.target,
+            time,
+            engine,
+            database,
+            size,
+            l.state(),
+            l.path.display()
+        );
+    }
+    println!(
+        "{} artifact(s) in {}",
+        listed.len(),
+        config.backup_dir.display()
+    );
+    Ok(ExitCode::SUCCESS)
+}
+
+async fn cmd_verify(config_path: Option<PathBuf>, targets: &[String]) -> anyhow::Result<ExitCode> {
+    let config = Config::load(config_path.as_deref())?;
+    let listed = catalog::list(&config.backup_dir, targets).with_context(|| {
+        format!(
+            "cannot read backup directory {}",
+            config.backup_dir.display()
+        )
+    })?;
+    let mut bad = 0;
+    for l in &listed {
+        let path = l.path.clone();
+        // Hashing reads whole files: keep it off the async threads.
+        let result = tokio::task::spawn_blocking(move || catalog::verify_path(&path)).await?;
+        match result {
+            Ok(_) => println!("ok      {}", l.path.display()),
+            Err(e) => {
+                bad += 1;
+                println!("FAILED  {}: {e}", l.path.display());
+            }
+        }
+    }
+    println!("{} verified, {bad} failed", listed.len() - bad);
+    Ok(if bad > 0 {
+        ExitCode::FAILURE
+    } else {
+        ExitCode::SUCCESS
+    })
+}
+
+/// Bytes in KiB/MiB/GiB, one decimal.
+fn human_bytes(n: u64) -> String {
+    let mut v = n as f64;
+    for unit in ["B", "KiB", "MiB", "GiB"] {
+        if v < 1024.0 || unit == "GiB" {
+            return if unit == "B" {
+                format!("{n} B")
+            } else {
+                format!("{v:.1} {unit}")
+            };
+        }
+        v /= 1024.0;
+    }
+    unreachable!()
 }
 
 async fn cmd_run(config_path: Option<PathBuf>) -> anyhow::Result<ExitCode> {

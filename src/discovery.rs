@@ -79,6 +79,27 @@ impl fmt::Debug for ContainerInfo {
 }
 
 impl ContainerInfo {
+    /// Builds the info from an inspection (`id` is used if the response lacks one).
+    pub fn from_inspect(c: bollard::models::ContainerInspectResponse, id: String) -> Self {
+        let config = c.config.unwrap_or_default();
+        Self {
+            name: c
+                .name
+                .unwrap_or_default()
+                .trim_start_matches('/')
+                .to_string(),
+            image: config.image.unwrap_or_default(),
+            state: c
+                .state
+                .and_then(|s| s.status)
+                .map(|s| s.to_string())
+                .unwrap_or_else(|| "unknown".into()),
+            labels: config.labels.unwrap_or_default().into_iter().collect(),
+            env: Env::from_list(&config.env.unwrap_or_default()),
+            id: c.id.unwrap_or(id),
+        }
+    }
+
     /// Whether the container is running (an exec can only run in a running container).
     pub fn is_running(&self) -> bool {
         self.state == "running"
@@ -131,25 +152,7 @@ pub async fn labelled_containers(
     let mut out = Vec::new();
     for (result, id) in inspected {
         match result {
-            Ok(c) => {
-                let config = c.config.unwrap_or_default();
-                out.push(ContainerInfo {
-                    name: c
-                        .name
-                        .unwrap_or_default()
-                        .trim_start_matches('/')
-                        .to_string(),
-                    image: config.image.unwrap_or_default(),
-                    state: c
-                        .state
-                        .and_then(|s| s.status)
-                        .map(|s| s.to_string())
-                        .unwrap_or_else(|| "unknown".into()),
-                    labels: config.labels.unwrap_or_default().into_iter().collect(),
-                    env: Env::from_list(&config.env.unwrap_or_default()),
-                    id: c.id.unwrap_or(id),
-                });
-            }
+            Ok(c) => out.push(ContainerInfo::from_inspect(c, id)),
             Err(bollard::errors::Error::DockerResponseServerError {
                 status_code: 404, ..
             }) => tracing::debug!(container = %id, "container vanished while being inspected"),

@@ -44,7 +44,12 @@ pub struct ExecRequest {
     pub argv: Vec<String>,
     /// Environment entries for the process; values may be secrets.
     pub env: Vec<(String, Secret)>,
+    /// Whether the process gets a stdin to write to ([`ExecStream::take_stdin`]).
+    pub stdin: bool,
 }
+
+/// The write end of an exec's stdin. Shut it down to give the process end-of-file.
+pub type Stdin = std::pin::Pin<Box<dyn tokio::io::AsyncWrite + Send>>;
 
 /// How an exec ended.
 #[derive(Debug, Clone)]
@@ -70,6 +75,7 @@ pub struct ExecStream {
     docker: Docker,
     id: String,
     output: Output,
+    stdin: Option<Stdin>,
     stderr: Vec<u8>,
 }
 
@@ -93,7 +99,7 @@ impl ExecStream {
                     env: Some(env),
                     attach_stdout: Some(true),
                     attach_stderr: Some(true),
-                    attach_stdin: Some(false),
+                    attach_stdin: Some(req.stdin),
                     tty: Some(false),
                     ..Default::default()
                 },
@@ -109,15 +115,21 @@ impl ExecStream {
                 }),
             )
             .await?;
-        let StartExecResults::Attached { output, .. } = started else {
+        let StartExecResults::Attached { output, input } = started else {
             unreachable!("an exec started with detach=false is attached");
         };
         Ok(Self {
             docker: docker.clone(),
             id: created.id,
             output,
+            stdin: req.stdin.then_some(input),
             stderr: Vec::new(),
         })
+    }
+
+    /// The process's stdin, once, if it was requested.
+    pub fn take_stdin(&mut self) -> Option<Stdin> {
+        self.stdin.take()
     }
 
     /// The exec's ID (as in `docker inspect`'s `ExecIDs`).

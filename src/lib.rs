@@ -15,12 +15,15 @@
 //! - [`pipeline`]: sha256 · zstd · sha256 → file, on a bounded channel.
 //! - [`artifact`]: file names, temp files, atomic commit, manifests, crash clean-up.
 //! - [`backup`]: one target's backup, step by step, with contextual errors.
+//! - [`catalog`]: what is in the backup directory; listing and verification.
+//! - [`restore`]: an artifact back into a container, verified first, streamed into stdin.
 //! - [`daemon`]: `stowage run`'s loop: re-discovery, schedules, concurrency, shutdown.
 //! - [`cli`]: the command line (the binary's edge).
 //! - [`secret`]: the redacting wrapper for secret strings.
 
 pub mod artifact;
 pub mod backup;
+pub mod catalog;
 pub mod cli;
 pub mod config;
 pub mod daemon;
@@ -31,5 +34,6 @@ pub mod exec;
 pub mod labels;
 pub mod pipeline;
 pub mod plan;
+pub mod restore;
 pub mod schedule;
 pub mod secret;

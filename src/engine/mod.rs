@@ -241,24 +241,25 @@ impl Engine {
             (true, Some(c), Some(s)) => (c, s),
             _ => (&self.dump, &self.spec.dump),
         };
-        let argv = compiled
-            .argv
-            .iter()
-            .map(|t| {
-                t.render(values)
-                    .map_err(|v| format!("no value for {{{v}}}"))
-            })
-            .collect::<Result<_, _>>()?;
-        let env = compiled
-            .env
-            .iter()
-            .filter_map(|(k, t)| t.render(values).ok().map(|v| (k.clone(), Secret::new(v))))
-            .collect();
+        let (argv, env) = render(compiled, values)?;
         Ok(Invocation {
             argv,
             env,
             dump: Some(spec.clone()),
         })
+    }
+
+    /// Renders the restore command, if the spec has one.
+    pub fn restore_invocation(
+        &self,
+        values: &BTreeMap<String, String>,
+    ) -> Option<Result<Invocation, String>> {
+        let compiled = self.restore.as_ref()?;
+        Some(render(compiled, values).map(|(argv, env)| Invocation {
+            argv,
+            env,
+            dump: None,
+        }))
     }
 
     /// Renders the version command, if the spec has one.
@@ -267,6 +268,31 @@ impl Engine {
             .as_ref()
             .and_then(|argv| argv.iter().map(|t| t.render(values).ok()).collect())
     }
+}
+
+/// A rendered command: argv and environment.
+type Rendered = (Vec<String>, Vec<(String, Secret)>);
+
+/// Renders a command: every argv template must render; env entries whose (optional)
+/// variable is absent are dropped.
+fn render(
+    compiled: &spec::Compiled,
+    values: &BTreeMap<String, String>,
+) -> Result<Rendered, String> {
+    let argv = compiled
+        .argv
+        .iter()
+        .map(|t| {
+            t.render(values)
+                .map_err(|v| format!("no value for {{{v}}}"))
+        })
+        .collect::<Result<_, _>>()?;
+    let env = compiled
+        .env
+        .iter()
+        .filter_map(|(k, t)| t.render(values).ok().map(|v| (k.clone(), Secret::new(v))))
+        .collect();
+    Ok((argv, env))
 }
 
 #[cfg(test)]

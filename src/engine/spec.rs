@@ -33,6 +33,19 @@ pub struct EngineSpec {
     pub dump: Dump,
     /// The dump of all databases, used for `stowage.database=all`.
     pub dump_all: Option<Dump>,
+    /// The command that reads a dump of one database on stdin and applies it.
+    pub restore: Option<Restore>,
+}
+
+/// A restore command: it reads the raw dump on its stdin.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Restore {
+    /// Program and arguments; `{var}` templates allowed (never secret ones).
+    pub argv: Vec<String>,
+    /// Environment for the exec; entries whose optional variable is absent are dropped.
+    #[serde(default)]
+    pub env: BTreeMap<String, String>,
 }
 
 /// Detection rules: any match is enough.
@@ -142,6 +155,7 @@ pub struct Engine {
     pub origin: String,
     pub(crate) dump: Compiled,
     pub(crate) dump_all: Option<Compiled>,
+    pub(crate) restore: Option<Compiled>,
     pub(crate) version: Option<Vec<Template>>,
 }
 
@@ -224,10 +238,11 @@ impl Engine {
                 })
                 .collect()
         };
-        let compile_dump = |field: &str, d: &Dump| -> Result<Compiled, SpecError> {
-            let argv = compile_argv(&format!("{field}.argv"), &d.argv)?;
+        let compile_env = |field: &str,
+                           vars: &BTreeMap<String, String>|
+         -> Result<Vec<(String, Template)>, SpecError> {
             let mut env = Vec::new();
-            for (k, v) in &d.env {
+            for (k, v) in vars {
                 let f = format!("{field}.env.{k}");
                 if k.is_empty() || k.contains('=') {
                     return Err(err(&f, "not a valid environment variable name".into()));
@@ -238,6 +253,11 @@ impl Engine {
                 }
                 env.push((k.clone(), t));
             }
+            Ok(env)
+        };
+        let compile_dump = |field: &str, d: &Dump| -> Result<Compiled, SpecError> {
+            let argv = compile_argv(&format!("{field}.argv"), &d.argv)?;
+            let env = compile_env(field, &d.env)?;
             if let Some(m) = &d.complete_marker
                 && (m.is_empty() || m.len() > d.marker_window)
             {
@@ -254,6 +274,16 @@ impl Engine {
             .as_ref()
             .map(|d| compile_dump("dump_all", d))
             .transpose()?;
+        let restore = spec
+            .restore
+            .as_ref()
+            .map(|r| -> Result<Compiled, SpecError> {
+                Ok(Compiled {
+                    argv: compile_argv("restore.argv", &r.argv)?,
+                    env: compile_env("restore", &r.env)?,
+                })
+            })
+            .transpose()?;
         let version = spec
             .version
             .as_ref()
@@ -264,6 +294,7 @@ impl Engine {
             origin: origin.to_string(),
             dump,
             dump_all,
+            restore,
             version,
         })
     }
@@ -302,6 +333,7 @@ argv = ["dump"]
         let e = Engine::from_toml("postgres", include_str!("../../engines/postgres.toml")).unwrap();
         assert!(e.dumps_one_database());
         assert!(e.dump_all.is_some());
+        assert!(e.restore.is_some());
     }
 
     #[test]

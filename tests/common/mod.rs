@@ -167,6 +167,10 @@ impl Pg {
     }
 
     fn psql_output(&self, sql: &str) -> Output {
+        self.psql_output_in(&self.db, sql)
+    }
+
+    fn psql_output_in(&self, db: &str, sql: &str) -> Output {
         let pw = format!("PGPASSWORD={}", self.password);
         docker_output(&[
             "exec",
@@ -182,7 +186,7 @@ impl Pg {
             "-U",
             &self.user,
             "-d",
-            &self.db,
+            db,
             "-c",
             sql,
         ])
@@ -190,7 +194,12 @@ impl Pg {
 
     /// Runs SQL with psql inside the container and returns its output.
     pub fn psql(&self, sql: &str) -> String {
-        let out = self.psql_output(sql);
+        self.psql_in(&self.db, sql)
+    }
+
+    /// Runs SQL in another database of the same server.
+    pub fn psql_in(&self, db: &str, sql: &str) -> String {
+        let out = self.psql_output_in(db, sql);
         assert!(
             out.status.success(),
             "psql failed: {}",
@@ -235,12 +244,19 @@ impl Pg {
 
     /// One checksum per user table: md5 over the rows in a stable order.
     pub fn table_checksums(&self) -> Vec<(String, String)> {
-        let tables =
-            self.psql("SELECT tablename FROM pg_tables WHERE schemaname = 'public' ORDER BY 1");
+        self.table_checksums_in(&self.db)
+    }
+
+    /// [`Pg::table_checksums`] of another database of the same server.
+    pub fn table_checksums_in(&self, db: &str) -> Vec<(String, String)> {
+        let tables = self.psql_in(
+            db,
+            "SELECT tablename FROM pg_tables WHERE schemaname = 'public' ORDER BY 1",
+        );
         tables
             .lines()
             .map(|t| {
-                let sum = self.psql(&format!(
+                let sum = self.psql_in(db, &format!(
                     "SELECT count(*) || ':' || coalesce(md5(string_agg(x::text, E'\\n' ORDER BY x::text)), '') FROM {t} x"
                 ));
                 (t.to_string(), sum.trim().to_string())

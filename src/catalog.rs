@@ -1,0 +1,225 @@
+//! What is in the backup directory: artifacts with their manifests, listed and verified.
+//!
+//! Reads the directory layout that [`crate::artifact`] writes. An artifact without a manifest
+//! (the process died between the two commits) or a manifest without its file is reported as
+//! such, never hidden. Verification re-hashes the stored bytes against the manifest. This module
+//! only reads.
+
+use std::fs::{self, File};
+use std::io::{self, Read};
+use std::path::{Path, PathBuf};
+
+use sha2::{Digest, Sha256};
+
+use crate::artifact::{self, MANIFEST_SUFFIX, Manifest};
+
+/// One artifact found on disk.
+#[derive(Debug, Clone)]
+pub struct Listed {
+    /// Target directory name.
+    pub target: String,
+    /// Path of the artifact file.
+    pub path: PathBuf,
+    /// Its manifest, if there is a readable one.
+    pub manifest: Result<Manifest, String>,
+    /// Whether the artifact file exists.
+    pub file_exists: bool,
+}
+
+impl Listed {
+    /// One word for the artifact's state.
+    pub fn state(&self) -> &'static str {
+        match (&self.manifest, self.file_exists) {
+            (Ok(_), true) => "ok",
+            (Ok(_), false) => "missing-file",
+            (Err(_), true) => "no-manifest",
+            (Err(_), false) => "broken",
+        }
+    }
+}
+
+/// Lists every artifact under `backup_dir` (optionally of some targets), oldest first.
+pub fn list(backup_dir: &Path, targets: &[String]) -> io::Result<Vec<Listed>> {
+    let mut out = Vec::new();
+    let dirs = match fs::read_dir(backup_dir) {
+        Ok(d) => d,
+        Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(out),
+        Err(e) => return Err(e),
+    };
+    for dir in dirs {
+        let dir = dir?;
+        let target = dir.file_name().to_string_lossy().into_owned();
+        if !dir.file_type()?.is_dir() || target.starts_with('.') {
+            continue;
+        }
+        if !targets.is_empty() && !targets.contains(&target) {
+            continue;
+        }
+        let mut names: Vec<String> = fs::read_dir(dir.path())?
+            .filter_map(|e| e.ok())
+            .map(|e| e.file_name().to_string_lossy().into_owned())
+            .filter(|n| !n.starts_with('.'))
+            .collect();
+        names.sort();
+        for name in &names {
+            let (path, manifest_path) = if let Some(artifact) = name.strip_suffix(MANIFEST_SUFFIX) {
+                (dir.path().join(artifact), dir.path().join(name))
+            } else if name.ends_with(".zst") && !names.contains(&format!("{name}{MANIFEST_SUFFIX}"))
+            {
+                let p = dir.path().join(name);
+                (p.clone(), artifact::manifest_path(&p))
+            } else {
+                continue;
+            };
+            let manifest = artifact::read_manifest(&manifest_path).map_err(|e| e.to_string());
+            out.push(Listed {
+                target: target.clone(),
+                file_exists: path.is_file(),
+                path,
+                manifest,
+            });
+        }
+    }
+    out.sort_by(|a, b| (&a.target, a.path.file_name()).cmp(&(&b.target, b.path.file_name())));
+    Ok(out)
+}
+
+/// Why an artifact failed verification.
+#[derive(Debug, thiserror::Error)]
+pub enum VerifyError {
+    /// No usable manifest.
+    #[error("no valid manifest ({0}); this artifact cannot be trusted")]
+    NoManifest(String),
+    /// The file could not be read.
+    #[error("cannot read the artifact: {0}")]
+    Io(#[from] io::Error),
+    /// Size differs.
+    #[error(
+        "size is {actual} bytes but the manifest says {expected}: the file was truncated or altered"
+    )]
+    Size {
+        /// From the manifest.
+        expected: u64,
+        /// On disk.
+        actual: u64,
+    },
+    /// Hash differs.
+    #[error(
+        "sha256 is {actual} but the manifest says {expected}: the file was altered or corrupted"
+    )]
+    Hash {
+        /// From the manifest.
+        expected: String,
+        /// On disk.
+        actual: String,
+    },
+}
+
+/// Re-hashes an artifact's stored bytes against its manifest.
+pub fn verify(artifact: &Path, manifest: &Manifest) -> Result<(), VerifyError> {
+    let mut file = File::open(artifact)?;
+    let actual_size = file.metadata()?.len();
+    if actual_size != manifest.stored.bytes {
+        return Err(VerifyError::Size {
+            expected: manifest.stored.bytes,
+            actual: actual_size,
+        });
+    }
+    let mut hasher = Sha256::new();
+    let mut buf = vec![0u8; 256 * 1024];
+    loop {
+        let n = file.read(&mut buf)?;
+        if n == 0 {
+            break;
+        }
+        hasher.update(&buf[..n]);
+    }
+    let actual = hex::encode(hasher.finalize());
+    if actual != manifest.stored.sha256 {
+        return Err(VerifyError::Hash {
+            expected: manifest.stored.sha256.clone(),
+            actual,
+        });
+    }
+    Ok(())
+}
+
+/// Reads an artifact's manifest and verifies the artifact against it.
+pub fn verify_path(artifact: &Path) -> Result<Manifest, VerifyError> {
+    let manifest = artifact::read_manifest(&artifact::manifest_path(artifact))
+        .map_err(|e| VerifyError::NoManifest(e.to_string()))?;
+    verify(artifact, &manifest)?;
+    Ok(manifest)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::artifact::{ContainerRef, Content, Stored};
+
+    fn manifest(file: &str, bytes: &[u8]) -> Manifest {
+        let now = chrono::Utc::now();
+        Manifest {
+            format: 1,
+            stowage_version: "t".into(),
+            target: "db".into(),
+            container: ContainerRef {
+                id: "i".into(),
+                name: "db".into(),
+                image: "postgres".into(),
+            },
+            engine: "postgres".into(),
+            database: "app".into(),
+            dump_tool_version: None,
+            started_at: now,
+            finished_at: now,
+            raw: Content {
+                bytes: 0,
+                sha256: String::new(),
+            },
+            stored: Stored {
+                file: file.into(),
+                bytes: bytes.len() as u64,
+                sha256: hex::encode(Sha256::digest(bytes)),
+                compression: "zstd".into(),
+                compression_level: 3,
+                encrypted: false,
+            },
+        }
+    }
+
+    #[test]
+    fn lists_states_and_verifies() {
+        let root = std::env::temp_dir().join(format!("stowage-catalog-{}", std::process::id()));
+        let _ = fs::remove_dir_all(&root);
+        let dir = root.join("db");
+        fs::create_dir_all(&dir).unwrap();
+        let good = dir.join("20260101T000000Z_db_app.sql.zst");
+        fs::write(&good, b"good bytes").unwrap();
+        artifact::write_manifest(&good, &manifest("x", b"good bytes")).unwrap();
+        let orphan = dir.join("20260102T000000Z_db_app.sql.zst");
+        fs::write(&orphan, b"no manifest").unwrap();
+        fs::write(
+            dir.join(".20260103T000000Z_db_app.sql.zst.1.stowage-tmp"),
+            b"tmp",
+        )
+        .unwrap();
+
+        let listed = list(&root, &[]).unwrap();
+        let states: Vec<_> = listed.iter().map(|l| l.state()).collect();
+        assert_eq!(states, ["ok", "no-manifest"]);
+        assert!(list(&root, &["other".into()]).unwrap().is_empty());
+
+        verify_path(&good).unwrap();
+        assert!(matches!(
+            verify_path(&orphan),
+            Err(VerifyError::NoManifest(_))
+        ));
+        fs::write(&good, b"evil bytes").unwrap();
+        let err = verify_path(&good).unwrap_err();
+        assert!(matches!(err, VerifyError::Hash { .. }), "{err}");
+        fs::write(&good, b"short").unwrap();
+        assert!(matches!(verify_path(&good), Err(VerifyError::Size { .. })));
+        fs::remove_dir_all(&root).unwrap();
+    }
+}

@@ -1,0 +1,236 @@
+//! `stowage restore`: an artifact back into a database container.
+//!
+//! Steps: verify the artifact's bytes against its manifest (a mismatch refuses the restore
+//! before anything is sent); pick the engine from the manifest; resolve the credentials of the
+//! *target* container exactly as a backup would (its labels, then its environment); run the
+//! engine's restore command as an exec and stream the decompressed dump into its stdin. A
+//! blocking thread reads and decompresses 128 KiB at a time into a bounded channel, so memory
+//! stays bounded and a slow database slows the reader down. The exec's output is drained at
+//! the same time so the restore tool can never block on a full stdout.
+
+use std::fs::File;
+use std::io::{self, Read};
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
+
+use bollard::Docker;
+use bollard::query_parameters::InspectContainerOptions;
+use bytes::Bytes;
+use sha2::{Digest, Sha256};
+use tokio::io::AsyncWriteExt;
+use tokio::sync::mpsc;
+
+use crate::backup::{self, Failure};
+use crate::catalog;
+use crate::discovery::ContainerInfo;
+use crate::engine::{Registry, choose_vars};
+use crate::exec::{ExecRequest, ExecStream};
+use crate::labels::{self, Labels};
+
+const BLOCK: usize = 128 * 1024;
+const PROGRESS_EVERY: Duration = Duration::from_secs(10);
+
+/// A restore that did not happen or did not complete.
+#[derive(Debug, thiserror::Error)]
+#[error("restore of {artifact} into container {container} failed while {step}: {reason}")]
+pub struct RestoreError {
+    /// The artifact path.
+    pub artifact: String,
+    /// The container asked for.
+    pub container: String,
+    /// Where it failed.
+    pub step: &'static str,
+    /// Why, and what to do.
+    pub reason: String,
+}
+
+/// A completed restore.
+#[derive(Debug, Clone)]
+pub struct Restored {
+    /// The database written to.
+    pub database: String,
+    /// Bytes of SQL (or archive) sent.
+    pub raw_bytes: u64,
+    /// How long it took.
+    pub elapsed: Duration,
+}
+
+/// Restores `artifact` into `container` (name or ID), into `database` or the manifest's.
+pub async fn restore(
+    docker: &Docker,
+    registry: &Registry,
+    artifact: &Path,
+    container: &str,
+    database: Option<&str>,
+) -> Result<Restored, RestoreError> {
+    let err = |step, reason: String| RestoreError {
+        artifact: artifact.display().to_string(),
+        container: container.to_string(),
+        step,
+        reason,
+    };
+    let path = artifact.to_path_buf();
+    let manifest = tokio::task::spawn_blocking(move || catalog::verify_path(&path))
+        .await
+        .map_err(|e| err("checking the artifact", e.to_string()))?
+        .map_err(|e| {
+            err(
+                "checking the artifact",
+                format!("{e}. Refusing to restore it"),
+            )
+        })?;
+    if manifest.stored.encrypted {
+        return Err(err(
+            "checking the artifact",
+            "the artifact is encrypted; this stowage cannot decrypt yet".into(),
+        ));
+    }
+    let engine = registry.get(&manifest.engine).ok_or_else(|| {
+        err(
+            "choosing the engine",
+            format!(
+                "the artifact was made by engine {:?}, which this stowage does not know",
+                manifest.engine
+            ),
+        )
+    })?;
+    let database = database.unwrap_or(&manifest.database).to_string();
+    if database == "all" && engine.dumps_one_database() {
+        return Err(err(
+            "choosing the database",
+            "this artifact holds every database (stowage.database=all); restore it with the engine's own client as README's restore guide shows, or pass --database to pick a target database".into(),
+        ));
+    }
+    labels::check_argument("--database", &database)
+        .map_err(|e| err("choosing the database", e.to_string()))?;
+
+    let inspected = docker
+        .inspect_container(container, None::<InspectContainerOptions>)
+        .await
+        .map_err(|e| {
+            err(
+                "finding the container",
+                format!("{e}. Check the name with `docker ps`"),
+            )
+        })?;
+    let info = ContainerInfo::from_inspect(inspected, container.to_string());
+    if !info.is_running() {
+        return Err(err(
+            "finding the container",
+            Failure::NotRunning(info.state.clone()).to_string(),
+        ));
+    }
+    let own_labels = Labels::parse(&info.labels).unwrap_or_default();
+    let vars = choose_vars(engine, &own_labels, &info)
+        .map_err(|e| err("reading credentials", e.to_string()))?;
+    let mut values = backup::resolve_values(docker, &info.id, engine, &vars)
+        .await
+        .map_err(|f| err("reading credentials", f.to_string()))?;
+    values.insert("database".into(), database.clone());
+    let inv = engine
+        .restore_invocation(&values)
+        .ok_or_else(|| {
+            err(
+                "preparing the restore",
+                format!("engine {} has no restore command", engine.name()),
+            )
+        })?
+        .map_err(|e| err("preparing the restore", e))?;
+    let tool = inv.argv[0].clone();
+
+    tracing::info!(artifact = %artifact.display(), container = %info.name, engine = engine.name(), database, "restore started");
+    let started = Instant::now();
+    let req = ExecRequest {
+        argv: inv.argv,
+        env: inv.env,
+        stdin: true,
+    };
+    let mut stream = ExecStream::start(docker, &info.id, &req)
+        .await
+        .map_err(|e| err("starting the restore", Failure::Exec(e).to_string()))?;
+    let mut stdin = stream.take_stdin().expect("requested a stdin");
+    let (tx, mut rx) = mpsc::channel::<Bytes>(16);
+    let path: PathBuf = artifact.to_path_buf();
+    let reader = tokio::task::spawn_blocking(move || decompress(&path, tx));
+    let feed = async {
+        let mut sent: u64 = 0;
+        let mut last = Instant::now();
+        while let Some(block) = rx.recv().await {
+            stdin.write_all(&block).await?;
+            sent += block.len() as u64;
+            if last.elapsed() >= PROGRESS_EVERY {
+                last = Instant::now();
+                tracing::info!(
+                    raw_bytes = sent,
+                    total = manifest.raw.bytes,
+                    "restore in progress"
+                );
+            }
+        }
+        stdin.shutdown().await?;
+        Ok::<u64, io::Error>(sent)
+    };
+    let (fed, status) = tokio::join!(feed, stream.finish());
+    let status = status.map_err(|e| err("restoring", Failure::Exec(e).to_string()))?;
+    if !status.success() {
+        let failure = Failure::Exit {
+            tool,
+            status,
+            container_running: true,
+        };
+        return Err(err(
+            "restoring",
+            format!(
+                "{failure}. Nothing was committed if the restore command is transactional (PostgreSQL's is)"
+            ),
+        ));
+    }
+    let sent = fed.map_err(|e| err("restoring", format!("writing to the restore command: {e}")))?;
+    let (raw_bytes, raw_sha256) = reader
+        .await
+        .map_err(|e| err("restoring", e.to_string()))?
+        .map_err(|e| err("reading the artifact", e.to_string()))?;
+    if raw_bytes != sent || raw_sha256 != manifest.raw.sha256 {
+        return Err(err(
+            "checking what was restored",
+            format!(
+                "the decompressed dump ({raw_bytes} bytes, sha256 {raw_sha256}) does not match the manifest ({} bytes, sha256 {}); check the database",
+                manifest.raw.bytes, manifest.raw.sha256
+            ),
+        ));
+    }
+    let elapsed = started.elapsed();
+    tracing::info!(container = %info.name, database, raw_bytes, seconds = elapsed.as_secs_f64(), "restore complete");
+    Ok(Restored {
+        database,
+        raw_bytes,
+        elapsed,
+    })
+}
+
+/// Reads and decompresses the artifact into blocks; returns the raw size and sha256.
+fn decompress(path: &Path, tx: mpsc::Sender<Bytes>) -> io::Result<(u64, String)> {
+    let mut decoder = zstd::stream::read::Decoder::new(File::open(path)?)?;
+    let mut hasher = Sha256::new();
+    let mut total = 0u64;
+    loop {
+        let mut block = vec![0u8; BLOCK];
+        let mut filled = 0;
+        while filled < BLOCK {
+            let n = decoder.read(&mut block[filled..])?;
+            if n == 0 {
+                break;
+            }
+            filled += n;
+        }
+        if filled == 0 {
+            return Ok((total, hex::encode(hasher.finalize())));
+        }
+        block.truncate(filled);
+        hasher.update(&block);
+        total += filled as u64;
+        if tx.blocking_send(Bytes::from(block)).is_err() {
+            return Err(io::Error::other("the restore stopped reading"));
+        }
+    }
+}
