@@ -66,6 +66,8 @@ pub enum Command {
         /// Target names; all when none is given.
         targets: Vec<String>,
     },
+    /// List the engines: built-in and from `engines_dir`.
+    Engines,
     /// Print the default configuration file.
     Config,
 }
@@ -78,6 +80,7 @@ pub async fn run(cli: Cli) -> ExitCode {
             Ok(ExitCode::SUCCESS)
         }
         Command::Plan => cmd_plan(cli.config).await,
+        Command::Engines => cmd_engines(cli.config),
         Command::List { targets } => cmd_list(cli.config, &targets),
         Command::Restore {
             artifact,
@@ -119,7 +122,7 @@ struct Setup {
 
 async fn setup(config_path: Option<PathBuf>) -> anyhow::Result<Setup> {
     let config = Config::load(config_path.as_deref())?;
-    let registry = Registry::builtin()?;
+    let registry = Registry::with_dir(config.engines_dir.as_deref())?;
     let docker = docker::connect().await?;
     let default_schedule = Schedule::parse(&config.schedule)?;
     Ok(Setup {
@@ -324,6 +327,42 @@ async fn cmd_restore(
             Ok(ExitCode::FAILURE)
         }
     }
+}
+
+fn cmd_engines(config_path: Option<PathBuf>) -> anyhow::Result<ExitCode> {
+    let config = Config::load(config_path.as_deref())?;
+    let registry = Registry::with_dir(config.engines_dir.as_deref())?;
+    for e in registry.all() {
+        let d = &e.spec.detect;
+        let mut detect: Vec<String> = Vec::new();
+        if !d.images.is_empty() {
+            detect.push(format!("images {}", d.images.join(", ")));
+        }
+        if !d.env.is_empty() {
+            detect.push(format!("env {}", d.env.join(", ")));
+        }
+        println!("{}", e.name());
+        println!("  {}", e.spec.description);
+        println!("  from:     {}", e.origin);
+        println!(
+            "  detects:  {}",
+            if detect.is_empty() {
+                "by label stowage.engine only".to_string()
+            } else {
+                detect.join("; ")
+            }
+        );
+        let can: Vec<&str> = [
+            Some("dump"),
+            e.spec.dump_all.as_ref().map(|_| "dump all"),
+            e.spec.restore.as_ref().map(|_| "restore"),
+        ]
+        .into_iter()
+        .flatten()
+        .collect();
+        println!("  can:      {}", can.join(", "));
+    }
+    Ok(ExitCode::SUCCESS)
 }
 
 fn cmd_list(config_path: Option<PathBuf>, targets: &[String]) -> anyhow::Result<ExitCode> {

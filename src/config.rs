@@ -26,6 +26,9 @@ pub const DEFAULT_CONFIG_PATH: &str = "/etc/stowage/stowage.toml";
 pub struct Config {
     /// Root directory of the artifacts, one sub-directory per target.
     pub backup_dir: PathBuf,
+    /// Directory of user engine specs, when set.
+    #[serde(default)]
+    pub engines_dir: Option<PathBuf>,
     /// Only containers labelled `stowage.instance=<instance>` are considered, when set.
     #[serde(default)]
     pub instance: Option<String>,

@@ -10,6 +10,7 @@ pub mod spec;
 pub mod template;
 
 use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 pub use spec::{Engine, EngineSpec, Source, SpecError};
@@ -35,6 +36,54 @@ impl Registry {
             .map(|(name, text)| Engine::from_toml(&format!("built-in {name}"), text).map(Arc::new))
             .collect::<Result<_, _>>()?;
         Ok(Self { engines })
+    }
+
+    /// The built-in engines plus every `*.toml` spec in `dir` (sorted by file name). A user
+    /// spec with a built-in's name replaces it. Any malformed spec is an error naming its file
+    /// and field: better to refuse to start than to back up with half the engines.
+    pub fn with_dir(dir: Option<&Path>) -> Result<Self, SpecError> {
+        let mut registry = Self::builtin()?;
+        let Some(dir) = dir else {
+            return Ok(registry);
+        };
+        let io_err = |path: &Path, e: std::io::Error| SpecError {
+            origin: path.display().to_string(),
+            field: "file".into(),
+            reason: format!("cannot read: {e}"),
+        };
+        let mut files: Vec<PathBuf> = std::fs::read_dir(dir)
+            .map_err(|e| io_err(dir, e))?
+            .filter_map(|e| e.ok().map(|e| e.path()))
+            .filter(|p| p.extension().is_some_and(|x| x == "toml") && p.is_file())
+            .collect();
+        files.sort();
+        for path in files {
+            let text = std::fs::read_to_string(&path).map_err(|e| io_err(&path, e))?;
+            let engine = Arc::new(Engine::from_toml(&path.display().to_string(), &text)?);
+            match registry
+                .engines
+                .iter_mut()
+                .find(|e| e.name() == engine.name())
+            {
+                Some(existing) if existing.origin.starts_with("built-in") => {
+                    tracing::info!(engine = engine.name(), file = %path.display(), "user spec replaces the built-in engine");
+                    *existing = engine;
+                }
+                Some(existing) => {
+                    return Err(SpecError {
+                        origin: path.display().to_string(),
+                        field: "name".into(),
+                        reason: format!(
+                            "engine {:?} is already defined in {}",
+                            engine.name(),
+                            existing.origin
+                        ),
+                    });
+                }
+                None => registry.engines.push(engine),
+            }
+        }
+        Ok(registry)
     }
 
     /// All engines, in definition order.
@@ -309,6 +358,46 @@ mod tests {
             labels: Default::default(),
             env: Env::from_list(&env.iter().map(|s| s.to_string()).collect::<Vec<_>>()),
         }
+    }
+
+    #[test]
+    fn user_specs_load_replace_and_fail_clearly() {
+        let dir = std::env::temp_dir().join(format!("stowage-engines-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(&dir).unwrap();
+        std::fs::copy("engines/examples/postgres-custom.toml", dir.join("a.toml")).unwrap();
+        std::fs::write(dir.join("README.txt"), "not a spec").unwrap();
+        let r = Registry::with_dir(Some(&dir)).unwrap();
+        let custom = r.get("postgres-custom").expect("the example loads");
+        assert!(custom.origin.ends_with("a.toml"));
+        assert!(custom.restore.is_some());
+        assert!(r.get("postgres").unwrap().origin.starts_with("built-in"));
+
+        std::fs::write(
+            dir.join("b.toml"),
+            include_str!("../../engines/postgres.toml").replace(
+                "pg_dump\", \"--username",
+                "pg_dump\", \"--no-comments\", \"--username",
+            ),
+        )
+        .unwrap();
+        let r = Registry::with_dir(Some(&dir)).unwrap();
+        assert!(
+            r.get("postgres").unwrap().origin.ends_with("b.toml"),
+            "a user spec replaces the built-in"
+        );
+
+        std::fs::write(
+            dir.join("c.toml"),
+            "name = \"broken\"\ndescription = \"x\"\nextension = \"sql\"\n[dump]\nargv = []\n",
+        )
+        .unwrap();
+        let e = Registry::with_dir(Some(&dir)).unwrap_err();
+        assert!(
+            e.origin.ends_with("c.toml") && e.field == "dump.argv",
+            "{e}"
+        );
+        std::fs::remove_dir_all(&dir).unwrap();
     }
 
     #[test]
