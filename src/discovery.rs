@@ -116,27 +116,39 @@ impl ContainerInfo {
 #[error("listing containers labelled {ENABLE_LABEL} failed: {0}. Is the Docker engine reachable?")]
 pub struct DiscoveryError(#[from] bollard::errors::Error);
 
-/// Lists and inspects every container with a `stowage.enable` label (and, with `instance`,
-/// `stowage.instance=<instance>`), sorted by name. A container that disappears between
-/// listing and inspection is left out.
+/// Lists and inspects every container with a `stowage.enable` or `baktainer.backup` label
+/// (and, with `instance`, `stowage.instance=<instance>`), sorted by name. A container that
+/// disappears between listing and inspection is left out.
 pub async fn labelled_containers(
     docker: &Docker,
     instance: Option<&str>,
 ) -> Result<Vec<ContainerInfo>, DiscoveryError> {
-    let mut wanted = vec![ENABLE_LABEL.to_string()];
-    if let Some(i) = instance {
-        wanted.push(format!("{INSTANCE_LABEL}={i}"));
+    // Label filters are ANDed, so stowage's and Baktainer's enable labels take a list each.
+    let mut ids: Vec<String> = Vec::new();
+    for enable in [ENABLE_LABEL, crate::labels::BAKTAINER_ENABLE] {
+        let mut wanted = vec![enable.to_string()];
+        if let Some(i) = instance {
+            wanted.push(format!("{INSTANCE_LABEL}={i}"));
+        }
+        let filters = std::collections::HashMap::from([(
+            "label",
+            wanted.iter().map(String::as_str).collect::<Vec<_>>(),
+        )]);
+        let opts = ListContainersOptionsBuilder::default()
+            .all(true)
+            .filters(&filters)
+            .build();
+        for id in docker
+            .list_containers(Some(opts))
+            .await?
+            .into_iter()
+            .filter_map(|s| s.id)
+        {
+            if !ids.contains(&id) {
+                ids.push(id);
+            }
+        }
     }
-    let filters = std::collections::HashMap::from([(
-        "label",
-        wanted.iter().map(String::as_str).collect::<Vec<_>>(),
-    )]);
-    let opts = ListContainersOptionsBuilder::default()
-        .all(true)
-        .filters(&filters)
-        .build();
-    let summaries = docker.list_containers(Some(opts)).await?;
-    let ids: Vec<String> = summaries.into_iter().filter_map(|s| s.id).collect();
     let inspected: Vec<_> = futures_util::stream::iter(ids)
         .map(|id| async move {
             (

@@ -1,4 +1,5 @@
-//! The `stowage.*` labels of one container, parsed and checked.
+//! The `stowage.*` labels of one container, parsed and checked, and Baktainer's labels
+//! mapped onto them.
 //!
 //! This module knows the label vocabulary and the rules for label values that will be used
 //! as names (no path traversal, nothing a dump tool would read as an option or a connection
@@ -9,6 +10,21 @@ use std::collections::BTreeMap;
 
 /// The prefix of every label stowage reads.
 pub const PREFIX: &str = "stowage.";
+
+/// Baktainer's labels and the `stowage.*` key each one stands for. A `stowage.*` label wins
+/// when both are present. `baktainer.db.all=true` stands for `stowage.database=all`, and
+/// `baktainer.compress` is accepted but has no effect (stowage always compresses).
+pub const BAKTAINER: [(&str, &str); 6] = [
+    ("baktainer.backup", "enable"),
+    ("baktainer.db.engine", "engine"),
+    ("baktainer.db.name", "database"),
+    ("baktainer.db.user", "user"),
+    ("baktainer.db.password", "password"),
+    ("baktainer.name", "name"),
+];
+
+/// The Baktainer label that enables a container, as `stowage.enable` does.
+pub const BAKTAINER_ENABLE: &str = "baktainer.backup";
 
 /// Labels with a fixed meaning; any other `stowage.<key>` is an engine variable.
 pub const CORE_KEYS: [&str; 6] = [
@@ -30,7 +46,18 @@ pub struct Labels {
     pub database: Option<String>,
     /// Every other `stowage.<key>` label: engine variables such as `user`, `password`,
     /// `password_file`. Keys without the prefix.
-    pub vars: BTreeMap<String, String>,
+    pub vars: BTreeMap<String, LabelValue>,
+    /// Remarks for the user (e.g. a Baktainer label that has no effect).
+    pub notes: Vec<String>,
+}
+
+/// An engine variable's value and the label it was read from.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LabelValue {
+    /// The value (may be a secret: never printed by the planner).
+    pub value: String,
+    /// The label it came from, e.g. `stowage.user` or `baktainer.db.user`.
+    pub label: String,
 }
 
 /// A label whose value cannot be used.
@@ -46,15 +73,61 @@ pub struct LabelError {
 }
 
 impl Labels {
-    /// Parses the `stowage.*` labels out of all of a container's labels.
+    /// Parses the `stowage.*` labels, and the Baktainer labels that no `stowage.*` label
+    /// overrides, out of all of a container's labels.
     pub fn parse(all: &BTreeMap<String, String>) -> Result<Self, LabelError> {
         let mut out = Labels::default();
-        for (key, value) in all {
-            let Some(short) = key.strip_prefix(PREFIX) else {
+        // (label as written, stowage key, value)
+        let mut entries: Vec<(String, String, String)> = all
+            .iter()
+            .filter_map(|(k, v)| {
+                Some((
+                    k.clone(),
+                    k.strip_prefix(PREFIX)?.to_string(),
+                    v.trim().to_string(),
+                ))
+            })
+            .collect();
+        let given = |short: &str, entries: &[(String, String, String)]| {
+            entries.iter().any(|(_, s, _)| s == short)
+        };
+        let baktainer_all = all
+            .get("baktainer.db.all")
+            .map(|v| parse_bool("baktainer.db.all", v.trim()))
+            .transpose()?
+            .unwrap_or(false);
+        for (label, short) in BAKTAINER {
+            let Some(value) = all.get(label) else {
                 continue;
             };
-            let value = value.trim().to_string();
+            if given(short, &entries) {
+                continue;
+            }
+            let mut value = value.trim().to_string();
             match short {
+                "database" if baktainer_all => continue,
+                "engine" if value.eq_ignore_ascii_case("postgresql") => value = "postgres".into(),
+                // Baktainer names are free text; make them file-safe rather than refuse them.
+                "name" => value = file_safe(&value),
+                _ => {}
+            }
+            entries.push((label.to_string(), short.to_string(), value));
+        }
+        if baktainer_all && !given("database", &entries) {
+            entries.push(("baktainer.db.all".into(), "database".into(), "all".into()));
+        }
+        if all
+            .get("baktainer.compress")
+            .is_some_and(|v| v.trim().eq_ignore_ascii_case("false"))
+        {
+            out.notes.push(
+                "baktainer.compress=false has no effect: stowage always compresses with zstd"
+                    .into(),
+            );
+        }
+        for (label, short, value) in entries {
+            let key = label.as_str();
+            match short.as_str() {
                 "enable" => out.enable = parse_bool(key, &value)?,
                 "engine" => out.engine = Some(value.to_ascii_lowercase()),
                 "name" => {
@@ -70,7 +143,8 @@ impl Labels {
                     out.database = Some(value)
                 }
                 other => {
-                    out.vars.insert(other.to_string(), value);
+                    out.vars
+                        .insert(other.to_string(), LabelValue { value, label });
                 }
             }
         }
@@ -178,8 +252,49 @@ mod tests {
         assert!(l.enable);
         assert_eq!(l.engine.as_deref(), Some("postgres"));
         assert_eq!(l.database.as_deref(), Some("app, audit"));
-        assert_eq!(l.vars.get("user").map(String::as_str), Some("bob"));
+        assert_eq!(l.vars.get("user").map(|v| v.value.as_str()), Some("bob"));
         assert_eq!(l.vars.len(), 2);
+    }
+
+    #[test]
+    fn baktainer_labels_map_and_stowage_wins() {
+        let l = Labels::parse(&labels(&[
+            ("baktainer.backup", "true"),
+            ("baktainer.db.engine", "postgresql"),
+            ("baktainer.db.name", "app"),
+            ("baktainer.db.user", "bob"),
+            ("baktainer.db.password", "pw"),
+            ("baktainer.name", "My App DB"),
+            ("baktainer.compress", "false"),
+        ]))
+        .unwrap();
+        assert!(l.enable);
+        assert_eq!(l.engine.as_deref(), Some("postgres"));
+        assert_eq!(l.database.as_deref(), Some("app"));
+        assert_eq!(l.name.as_deref(), Some("My_App_DB"));
+        assert_eq!(l.vars["user"].label, "baktainer.db.user");
+        assert_eq!(l.vars["password"].value, "pw");
+        assert_eq!(l.notes.len(), 1);
+
+        let l = Labels::parse(&labels(&[
+            ("baktainer.backup", "true"),
+            ("baktainer.db.all", "true"),
+            ("baktainer.db.name", "app"),
+            ("baktainer.db.user", "bob"),
+            ("stowage.user", "alice"),
+            ("stowage.enable", "false"),
+        ]))
+        .unwrap();
+        assert!(!l.enable, "stowage.enable wins");
+        assert_eq!(
+            l.database.as_deref(),
+            Some("all"),
+            "db.all wins over db.name"
+        );
+        assert_eq!(l.vars["user"].value, "alice");
+        assert_eq!(l.vars["user"].label, "stowage.user");
+        let err = Labels::parse(&labels(&[("baktainer.backup", "perhaps")])).unwrap_err();
+        assert_eq!(err.label, "baktainer.backup");
     }
 
     #[test]

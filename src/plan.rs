@@ -186,8 +186,8 @@ fn plan_one(
             ));
         }
     };
-    let mut warnings = Vec::new();
-    for key in labels.vars.keys() {
+    let mut warnings = labels.notes.clone();
+    for (key, given) in &labels.vars {
         let base = key.strip_suffix("_file").unwrap_or(key);
         let known = engine
             .spec
@@ -198,16 +198,17 @@ fn plan_one(
             let mut names: Vec<String> = labels::CORE_KEYS.iter().map(|k| k.to_string()).collect();
             names.extend(engine.spec.vars.keys().cloned());
             warnings.push(format!(
-                "unknown label stowage.{key} is ignored (known: {})",
+                "unknown label {} is ignored (known: {})",
+                given.label,
                 names.join(", ")
             ));
         }
     }
     for (name, chosen) in &vars {
         let secret = engine.spec.vars.get(name).is_some_and(|v| v.secret);
-        if secret && matches!(chosen, Chosen::Label { .. }) {
+        if let (true, Chosen::Label { label, .. }) = (secret, chosen) {
             warnings.push(format!(
-                "stowage.{name} puts a secret in a label, visible to anyone who can inspect the container; prefer stowage.{name}_file or the container's own environment"
+                "{label} puts a secret in a label, visible to anyone who can inspect the container; prefer stowage.{name}_file or the container's own environment"
             ));
         }
     }

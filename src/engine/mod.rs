@@ -218,17 +218,15 @@ pub fn choose_vars(
 ) -> Result<BTreeMap<String, Chosen>, MissingVar> {
     let mut out = BTreeMap::new();
     for (name, var) in &engine.spec.vars {
-        let label = format!("{}{name}", crate::labels::PREFIX);
-        let file_label = format!("{label}_file");
         let chosen = if let Some(v) = labels.vars.get(name) {
             Chosen::Label {
-                label,
-                value: ValueText::new(v, var.secret),
+                label: v.label.clone(),
+                value: ValueText::new(&v.value, var.secret),
             }
         } else if let (true, Some(p)) = (var.secret, labels.vars.get(&format!("{name}_file"))) {
             Chosen::LabelFile {
-                label: file_label,
-                path: p.clone(),
+                label: p.label.clone(),
+                path: p.value.clone(),
             }
         } else {
             var.from
@@ -448,8 +446,16 @@ mod tests {
         );
 
         let mut labels = Labels::default();
-        labels.vars.insert("user".into(), "bob".into());
-        labels.vars.insert("password".into(), "s3cret".into());
+        for (k, v) in [("user", "bob"), ("password", "s3cret")] {
+            let label = format!("stowage.{k}");
+            labels.vars.insert(
+                k.into(),
+                crate::labels::LabelValue {
+                    value: v.into(),
+                    label,
+                },
+            );
+        }
         let v = choose_vars(
             pg,
             &labels,
