@@ -5,7 +5,7 @@
 # (this script plus its files under tests/images/), so a second run with an unchanged recipe
 # builds nothing. The stable tag `:test` always points at the current build.
 #
-#   scripts/images.sh            base and postgres images
+#   scripts/images.sh            base, postgres and mariadb images
 #   scripts/images.sh stowage    also the stowage runtime image (needs target/debug/stowage)
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -64,6 +64,13 @@ build_rootfs postgres "$pg_dir/docker-entrypoint.sh" --include=postgresql-15,pro
 	--customize-hook='mkdir -p "$1"/docker-entrypoint-initdb.d' \
 	-- 'ENV LANG=C.UTF-8 PGDATA=/var/lib/postgresql/data PATH=/usr/lib/postgresql/15/bin:/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin PG_MAJOR=15' \
 	'ENTRYPOINT ["docker-entrypoint.sh"]' 'CMD ["postgres"]' 'EXPOSE 5432'
+
+mdb_dir=tests/images/mariadb
+build_rootfs mariadb "$mdb_dir/docker-entrypoint.sh" --include=mariadb-server,mariadb-client,procps \
+	--customize-hook='rm -rf "$1"/var/lib/mysql/*' \
+	--customize-hook="copy-in $mdb_dir/docker-entrypoint.sh /usr/local/bin/" \
+	-- 'ENV LANG=C.UTF-8 MARIADB_MAJOR=10.11' \
+	'ENTRYPOINT ["docker-entrypoint.sh"]' 'CMD ["mariadbd"]' 'EXPOSE 3306'
 
 if [ "${1:-}" = stowage ]; then
 	bin=${STOWAGE_BIN:-target/debug/stowage}

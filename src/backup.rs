@@ -333,6 +333,27 @@ pub(crate) async fn resolve_values(
                 }
                 value
             }
+            Chosen::Program(candidates) => {
+                let mut found = None;
+                for program in candidates {
+                    let req = ExecRequest {
+                        argv: vec![program.clone(), "--version".into()],
+                        ..Default::default()
+                    };
+                    if let Ok((_, status)) = exec::capture(docker, container_id, &req, 4096).await
+                        && status.success()
+                    {
+                        found = Some(program.clone());
+                        break;
+                    }
+                }
+                found.ok_or_else(|| {
+                    Failure::Var(format!(
+                        "none of {} is installed in the container; install one, or define an engine whose commands the container has",
+                        candidates.join(", ")
+                    ))
+                })?
+            }
             Chosen::Absent => continue,
             other => other
                 .known_value()

@@ -106,7 +106,6 @@ impl Labels {
             let mut value = value.trim().to_string();
             match short {
                 "database" if baktainer_all => continue,
-                "engine" if value.eq_ignore_ascii_case("postgresql") => value = "postgres".into(),
                 // Baktainer names are free text; make them file-safe rather than refuse them.
                 "name" => value = file_safe(&value),
                 _ => {}
@@ -269,7 +268,11 @@ mod tests {
         ]))
         .unwrap();
         assert!(l.enable);
-        assert_eq!(l.engine.as_deref(), Some("postgres"));
+        assert_eq!(
+            l.engine.as_deref(),
+            Some("postgresql"),
+            "the registry resolves aliases"
+        );
         assert_eq!(l.database.as_deref(), Some("app"));
         assert_eq!(l.name.as_deref(), Some("My_App_DB"));
         assert_eq!(l.vars["user"].label, "baktainer.db.user");

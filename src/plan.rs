@@ -160,7 +160,12 @@ fn plan_one(
             })?;
         }
     }
+    let no_default_database = matches!(vars.get("database"), None | Some(Chosen::Absent));
     let databases = match labels.database.as_deref() {
+        // No database named anywhere: everything, if the engine can.
+        None if engine.dumps_one_database() && no_default_database && engine.dump_all.is_some() => {
+            Databases::All
+        }
         None if engine.dumps_one_database() => Databases::Default,
         None => Databases::All,
         Some("all") if engine.dump_all.is_some() || !engine.dumps_one_database() => Databases::All,

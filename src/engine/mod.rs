@@ -20,7 +20,13 @@ use crate::labels::Labels;
 use crate::secret::Secret;
 
 /// The built-in specs: (file name, text).
-const BUILTIN: &[(&str, &str)] = &[("postgres", include_str!("../../engines/postgres.toml"))];
+const BUILTIN: &[(&str, &str)] = &[
+    ("postgres", include_str!("../../engines/postgres.toml")),
+    ("mysql", include_str!("../../engines/mysql.toml")),
+];
+
+/// Other names users write for built-in engines.
+const ALIASES: &[(&str, &str)] = &[("postgresql", "postgres"), ("mariadb", "mysql")];
 
 /// The engines stowage knows.
 #[derive(Debug, Clone)]
@@ -91,9 +97,16 @@ impl Registry {
         &self.engines
     }
 
-    /// The engine with this name.
+    /// The engine with this name, or with the name this alias stands for (`postgresql` →
+    /// `postgres`, `mariadb` → `mysql`). Exact names win, so a user engine may take an alias.
     pub fn get(&self, name: &str) -> Option<&Arc<Engine>> {
-        self.engines.iter().find(|e| e.name() == name)
+        let find = |n: &str| self.engines.iter().find(|e| e.name() == n);
+        find(name).or_else(|| {
+            ALIASES
+                .iter()
+                .find(|(alias, _)| *alias == name)
+                .and_then(|(_, real)| find(real))
+        })
     }
 
     /// The engine a container runs, from its image or environment; `None` if nothing matches.
@@ -129,6 +142,8 @@ pub enum Chosen {
     Env { name: String, value: ValueText },
     /// A file inside the container, named by an environment variable.
     File { env: String, path: String },
+    /// The first of these programs that the container has (probed when the backup runs).
+    Program(Vec<String>),
     /// The spec's fixed value.
     Literal(String),
     /// No source is present (only for optional variables).
@@ -182,6 +197,7 @@ impl Chosen {
             Self::Env { name, .. } => format!("env {name}"),
             Self::File { env, path } => format!("file {path} in the container ({env})"),
             Self::Literal(v) => format!("{v} (default)"),
+            Self::Program(p) => format!("the first of {} found in the container", p.join(", ")),
             Self::Absent => "none".into(),
         }
     }
@@ -240,6 +256,15 @@ pub fn choose_vars(
                         env: n.clone(),
                         path: p.to_string(),
                     }),
+                    Source::Program(_) => Some(Chosen::Program(
+                        var.from
+                            .iter()
+                            .filter_map(|s| match s {
+                                Source::Program(p) => Some(p.clone()),
+                                _ => None,
+                            })
+                            .collect(),
+                    )),
                     Source::Literal(v) => Some(Chosen::Literal(v.clone())),
                 })
                 .unwrap_or(Chosen::Absent)
@@ -251,7 +276,9 @@ pub fn choose_vars(
                 .map(|s| match s {
                     Source::Env(n) => format!("env {n}"),
                     Source::File(n) => format!("env {n}"),
-                    Source::Literal(_) => unreachable!("a literal is always present"),
+                    Source::Literal(_) | Source::Program(_) => {
+                        unreachable!("literals and programs are always chosen")
+                    }
                 })
                 .collect();
             return Err(MissingVar {
@@ -423,6 +450,12 @@ mod tests {
             r.detect(&container("custom/db:1", &["PG_MAJOR=16"]))
                 .is_some()
         );
+        assert_eq!(
+            r.detect(&container("mariadb:11", &[])).map(|e| e.name()),
+            Some("mysql")
+        );
+        assert_eq!(r.get("mariadb").map(|e| e.name()), Some("mysql"));
+        assert_eq!(r.get("postgresql").map(|e| e.name()), Some("postgres"));
         assert_eq!(image_repository_name("localhost:5000/x/pg:1"), "pg");
     }
 

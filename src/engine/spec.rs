@@ -65,7 +65,8 @@ pub struct Detect {
 #[serde(deny_unknown_fields)]
 pub struct VarSpec {
     /// `env:NAME`, `file:NAME` (read the file whose path is in env NAME, inside the
-    /// container) or `literal:VALUE`.
+    /// container), `program:NAME` (NAME, if the container has that program; consecutive
+    /// `program:` sources are alternatives probed in order) or `literal:VALUE`.
     #[serde(default)]
     pub from: Vec<Source>,
     /// A secret never goes into an argv and is never shown.
@@ -85,6 +86,8 @@ pub enum Source {
     Env(String),
     /// A file inside the container whose path is in this environment variable.
     File(String),
+    /// A program, if the container has it (probed with `NAME --version`).
+    Program(String),
     /// A fixed value.
     Literal(String),
 }
@@ -96,8 +99,11 @@ impl TryFrom<String> for Source {
             Some(("env", n)) if !n.is_empty() => Ok(Self::Env(n.into())),
             Some(("file", n)) if !n.is_empty() => Ok(Self::File(n.into())),
             Some(("literal", v)) => Ok(Self::Literal(v.into())),
+            Some(("program", n)) if !n.is_empty() && !n.starts_with('-') => {
+                Ok(Self::Program(n.into()))
+            }
             _ => Err(format!(
-                "source {s:?} is not env:NAME, file:NAME or literal:VALUE"
+                "source {s:?} is not env:NAME, file:NAME, program:NAME or literal:VALUE"
             )),
         }
     }
@@ -227,9 +233,6 @@ impl Engine {
                             None => return Err(err(field, format!("{{{v}}} is not declared under [vars]"))),
                             Some(var) if var.secret => {
                                 return Err(err(field, format!("secret {{{v}}} may not appear in argv (visible in ps and docker inspect); pass it in env")));
-                            }
-                            Some(var) if var.optional => {
-                                return Err(err(field, format!("optional {{{v}}} may not appear in argv")));
                             }
                             Some(_) => {}
                         }
