@@ -336,6 +336,102 @@ impl Drop for Lock {
     }
 }
 
+pub const MARIADB_IMAGE: &str = "stowage-test/mariadb:test";
+/// The root password of every MariaDB test container: shell characters on purpose.
+pub const MARIADB_PASSWORD: &str = "r00t 'pw\" $(touch /tmp/x); `id`";
+
+/// A running MariaDB container built from Debian's packages.
+pub struct Maria {
+    pub c: Container,
+}
+
+impl Maria {
+    /// Starts a container with MARIADB_DATABASE=`db` and waits until it answers.
+    pub fn start(prefix: &str, labels: Vec<(&str, String)>, db: &str) -> Maria {
+        require_image(MARIADB_IMAGE);
+        let name = unique(prefix);
+        let mut args: Vec<String> = vec!["run".into(), "-d".into(), "--name".into(), name.clone()];
+        for (k, v) in labels {
+            args.extend(["--label".into(), format!("{k}={v}")]);
+        }
+        args.extend([
+            "-e".into(),
+            format!("MARIADB_ROOT_PASSWORD={MARIADB_PASSWORD}"),
+        ]);
+        args.extend(["-e".into(), format!("MARIADB_DATABASE={db}")]);
+        args.push(MARIADB_IMAGE.into());
+        docker(&args.iter().map(String::as_str).collect::<Vec<_>>());
+        let m = Maria {
+            c: Container { name },
+        };
+        let deadline = Instant::now() + Duration::from_secs(60);
+        loop {
+            let logs = docker_output(&["logs", &m.c.name]);
+            let text = String::from_utf8_lossy(&logs.stdout).into_owned()
+                + &String::from_utf8_lossy(&logs.stderr);
+            if text.contains("Ready for start up")
+                && m.sql_output("mysql", "SELECT 1").status.success()
+            {
+                return m;
+            }
+            assert!(Instant::now() < deadline, "mariadb did not start:\n{text}");
+            std::thread::sleep(Duration::from_millis(300));
+        }
+    }
+
+    pub fn sql_output(&self, db: &str, sql: &str) -> std::process::Output {
+        let pw = format!("MYSQL_PWD={MARIADB_PASSWORD}");
+        docker_output(&[
+            "exec",
+            "-e",
+            &pw,
+            &self.c.name,
+            "mariadb",
+            "-uroot",
+            "--default-character-set=utf8mb4",
+            "--batch",
+            "--skip-column-names",
+            db,
+            "-e",
+            sql,
+        ])
+    }
+
+    /// Runs SQL as root in `db`.
+    pub fn sql(&self, db: &str, sql: &str) -> String {
+        let out = self.sql_output(db, sql);
+        assert!(
+            out.status.success(),
+            "{sql}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    }
+
+    /// Tables with unicode and binary data, a trigger, a function and a procedure.
+    pub fn seed(&self, db: &str) {
+        self.sql(
+            db,
+            "CREATE TABLE items (id INT AUTO_INCREMENT PRIMARY KEY, name VARCHAR(100) CHARACTER SET utf8mb4, price DECIMAL(10,2), data BLOB) ENGINE=InnoDB;
+         CREATE TABLE audit (id INT AUTO_INCREMENT PRIMARY KEY, item_id INT, note VARCHAR(200) CHARACTER SET utf8mb4) ENGINE=InnoDB;
+         CREATE TRIGGER items_ai AFTER INSERT ON items FOR EACH ROW INSERT INTO audit (item_id, note) VALUES (NEW.id, CONCAT('added ', NEW.name));
+         CREATE FUNCTION double_price(p DECIMAL(10,2)) RETURNS DECIMAL(10,2) DETERMINISTIC RETURN p * 2;
+         CREATE PROCEDURE count_items(OUT n INT) SELECT COUNT(*) INTO n FROM items;
+         INSERT INTO items (name, price, data) VALUES ('Grüße ✓ 日本語 🚀', 9.99, 0x00FF10DEADBEEF), ('plain', 1.50, NULL), ('quote '' and \\\\ backslash', 0.01, '');",
+        );
+    }
+
+    /// Everything the round trip must keep: rows, routines, triggers.
+    pub fn snapshot(&self, db: &str) -> Vec<String> {
+        vec![
+            self.sql(db, "SELECT id, name, price, HEX(data) FROM items ORDER BY id"),
+            self.sql(db, "SELECT id, item_id, note FROM audit ORDER BY id"),
+            self.sql(db, &format!("SELECT ROUTINE_TYPE, ROUTINE_NAME FROM information_schema.ROUTINES WHERE ROUTINE_SCHEMA = '{db}' ORDER BY 2")),
+            self.sql(db, &format!("SELECT TRIGGER_NAME, EVENT_MANIPULATION FROM information_schema.TRIGGERS WHERE TRIGGER_SCHEMA = '{db}' ORDER BY 1")),
+        ]
+    }
+}
+
 /// A scratch directory removed on drop.
 pub struct Scratch(pub PathBuf);
 
