@@ -365,7 +365,11 @@ fn cmd_engines(config_path: Option<PathBuf>) -> anyhow::Result<ExitCode> {
     Ok(ExitCode::SUCCESS)
 }
 
-fn cmd_list(config_path: Option<PathBuf>, targets: &[String]) -> anyhow::Result<ExitCode> {
+/// The config and the artifacts of `targets` (all when empty).
+fn load_catalog(
+    config_path: Option<PathBuf>,
+    targets: &[String],
+) -> anyhow::Result<(Config, Vec<catalog::Listed>)> {
     let config = Config::load(config_path.as_deref())?;
     let listed = catalog::list(&config.backup_dir, targets).with_context(|| {
         format!(
@@ -373,6 +377,11 @@ fn cmd_list(config_path: Option<PathBuf>, targets: &[String]) -> anyhow::Result<
             config.backup_dir.display()
         )
     })?;
+    Ok((config, listed))
+}
+
+fn cmd_list(config_path: Option<PathBuf>, targets: &[String]) -> anyhow::Result<ExitCode> {
+    let (config, listed) = load_catalog(config_path, targets)?;
     println!(
         "{:<20} {:<17} {:<9} {:<16} {:>10}  {:<12} FILE",
         "TARGET", "TIME (UTC)", "ENGINE", "DATABASE", "SIZE", "STATE"
@@ -407,13 +416,7 @@ fn cmd_list(config_path: Option<PathBuf>, targets: &[String]) -> anyhow::Result<
 }
 
 async fn cmd_verify(config_path: Option<PathBuf>, targets: &[String]) -> anyhow::Result<ExitCode> {
-    let config = Config::load(config_path.as_deref())?;
-    let listed = catalog::list(&config.backup_dir, targets).with_context(|| {
-        format!(
-            "cannot read backup directory {}",
-            config.backup_dir.display()
-        )
-    })?;
+    let (_, listed) = load_catalog(config_path, targets)?;
     let mut bad = 0;
     for l in &listed {
         let path = l.path.clone();
