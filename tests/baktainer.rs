@@ -33,19 +33,14 @@ fn baktainer_labelled_container_is_backed_up() {
     // No stowage.instance either (it is a stowage.* label): name the target instead, so other
     // labelled containers on this engine are left alone.
     let run = |args: &[&str]| {
-        let out = stowage(dir.path(), "unused")
-            .env_remove("STOWAGE_INSTANCE")
-            .args(args)
-            .output()
-            .unwrap();
-        (
-            out.status.code(),
-            String::from_utf8_lossy(&out.stdout).into_owned(),
-            String::from_utf8_lossy(&out.stderr).into_owned(),
+        outcome(
+            stowage(dir.path(), "unused")
+                .env_remove("STOWAGE_INSTANCE")
+                .args(args),
         )
     };
     let (code, stdout, stderr) = run(&["backup", "Shop_DB"]);
-    assert_eq!(code, Some(0), "{stderr}");
+    assert_eq!(code, 0, "{stderr}");
     let artifact = stdout.trim();
     assert!(
         artifact.contains("/Shop_DB/") && artifact.ends_with("_Shop_DB_shop.sql.zst"),

@@ -17,15 +17,7 @@ fn with_examples(mut cmd: Command) -> Command {
 }
 
 fn run(dir: &std::path::Path, instance: &str, args: &[&str]) -> (i32, String, String) {
-    let out = with_examples(stowage(dir, instance))
-        .args(args)
-        .output()
-        .unwrap();
-    (
-        out.status.code().unwrap_or(-1),
-        String::from_utf8_lossy(&out.stdout).into_owned(),
-        String::from_utf8_lossy(&out.stderr).into_owned(),
-    )
+    outcome(with_examples(stowage(dir, instance)).args(args))
 }
 
 #[test]

@@ -487,7 +487,12 @@ pub fn wait_for_temp_file(dir: &Path) {
 
 /// Runs stowage to completion: (exit code, stdout, stderr).
 pub fn run_stowage(backup_dir: &Path, instance: &str, args: &[&str]) -> (i32, String, String) {
-    let out = stowage(backup_dir, instance).args(args).output().unwrap();
+    outcome(stowage(backup_dir, instance).args(args))
+}
+
+/// Runs a prepared command to completion: (exit code, or -1 if killed; stdout; stderr).
+pub fn outcome(cmd: &mut Command) -> (i32, String, String) {
+    let out = cmd.output().unwrap();
     (
         out.status.code().unwrap_or(-1),
         String::from_utf8_lossy(&out.stdout).into_owned(),
