@@ -13,8 +13,9 @@ COPY config config
 RUN cargo build --release --locked
 
 FROM debian:bookworm-slim AS runtime
+# sqlite3: SQLite targets without it are dumped in a helper container from this image.
 RUN apt-get update \
- && apt-get install -y --no-install-recommends ca-certificates \
+ && apt-get install -y --no-install-recommends ca-certificates sqlite3 \
  && rm -rf /var/lib/apt/lists/*
 COPY --from=build /src/target/release/stowage /usr/local/bin/stowage
 ENV STOWAGE_BACKUP_DIR=/backups

@@ -54,7 +54,8 @@ build_rootfs() {
 		grep -vxF -e "$tag" -e "stowage-test/$name:test" | xargs -r docker rmi >/dev/null 2>&1 || true
 }
 
-build_rootfs base "" --include=ca-certificates,procps \
+# stowage's runtime base; sqlite3 is for SQLite helper containers.
+build_rootfs base "" --include=ca-certificates,procps,sqlite3 \
 	-- 'ENV LANG=C.UTF-8' 'CMD ["bash"]'
 
 pg_dir=tests/images/postgres
@@ -71,6 +72,17 @@ build_rootfs mariadb "$mdb_dir/docker-entrypoint.sh" --include=mariadb-server,ma
 	--customize-hook="copy-in $mdb_dir/docker-entrypoint.sh /usr/local/bin/" \
 	-- 'ENV LANG=C.UTF-8 MARIADB_MAJOR=10.11' \
 	'ENTRYPOINT ["docker-entrypoint.sh"]' 'CMD ["mariadbd"]' 'EXPOSE 3306'
+
+# An application that writes SQLite from Python and has no sqlite3 binary, and the same with
+# one. Runs as uid 1000, its data in /data (a volume).
+app_dir=tests/images/sqlite-app
+for variant in sqlite-app:python3 sqlite-app-cli:python3,sqlite3; do
+	build_rootfs "${variant%%:*}" "$app_dir/app.py" --include="${variant#*:}" \
+		--customize-hook="copy-in $app_dir/app.py /usr/local/bin/" \
+		--customize-hook='mkdir -p "$1"/data && chown 1000:1000 "$1"/data' \
+		-- 'ENV LANG=C.UTF-8' 'USER 1000:1000' 'VOLUME /data' \
+		'CMD ["python3", "/usr/local/bin/app.py", "write", "/data/app.db", "wal", "0"]'
+done
 
 if [ "${1:-}" = stowage ]; then
 	bin=${STOWAGE_BIN:-target/debug/stowage}

@@ -16,10 +16,12 @@ use std::time::{Duration, Instant};
 use bollard::Docker;
 use bollard::query_parameters::InspectContainerOptions;
 use chrono::Utc;
+use tokio::io::AsyncWriteExt;
 
 use crate::artifact::{self, ContainerRef, Content, Manifest, Stored, TempFile};
 use crate::engine::{Chosen, Engine, Invocation};
 use crate::exec::{self, ExecError, ExecRequest, ExecStream, ExitStatus};
+use crate::helper::Site;
 use crate::labels;
 use crate::pipeline::{PipelineWriter, Settings};
 use crate::plan::{Databases, Target};
@@ -36,6 +38,8 @@ pub struct Options {
     pub backup_dir: PathBuf,
     /// Compression.
     pub compression: Settings,
+    /// Image for helper containers (engines with a `[helper]`); `None`: stowage's own.
+    pub helper_image: Option<String>,
 }
 
 /// A committed artifact.
@@ -54,6 +58,8 @@ pub enum Step {
     Inspect,
     /// Reading variables from files inside the container.
     Credentials,
+    /// Preparing the helper container the commands run in.
+    Helper,
     /// Running the dump tool.
     Dump,
     /// Judging the finished dump.
@@ -67,6 +73,7 @@ impl fmt::Display for Step {
         f.write_str(match self {
             Self::Inspect => "checking the container",
             Self::Credentials => "reading credentials",
+            Self::Helper => "preparing the helper container",
             Self::Dump => "dumping",
             Self::Check => "checking the dump",
             Self::Write => "writing the artifact",
@@ -255,7 +262,39 @@ async fn run_target(
             Ok(v) => v,
             Err(f) => return vec![Err(fail(&first_db, Step::Credentials, f))],
         };
-    let version = dump_tool_version(docker, target, &values).await;
+    let site = match Site::prepare(
+        docker,
+        &target.container,
+        &target.engine,
+        opts.helper_image.as_deref(),
+    )
+    .await
+    {
+        Ok(site) => site,
+        Err(reason) => return vec![Err(fail(&first_db, Step::Helper, Failure::Var(reason)))],
+    };
+    let results = run_databases(docker, target, opts, &site, values).await;
+    site.remove(docker).await;
+    results
+}
+
+/// One dump per selected database, in `site`.
+async fn run_databases(
+    docker: &Docker,
+    target: &Target,
+    opts: &Options,
+    site: &Site,
+    values: BTreeMap<String, String>,
+) -> Vec<Result<Outcome, BackupError>> {
+    let fail = |database: &str, step, failure| BackupError {
+        container: target.container.name.clone(),
+        target: target.name.clone(),
+        engine: target.engine.name().to_string(),
+        database: database.to_string(),
+        step,
+        failure,
+    };
+    let version = dump_tool_version(docker, target, site, &values).await;
     let runs: Vec<(Option<String>, bool)> = match &target.databases {
         Databases::All => vec![(None, true)],
         Databases::Default => vec![(None, false)],
@@ -279,6 +318,7 @@ async fn run_target(
             docker,
             target,
             opts,
+            site,
             &values,
             all,
             &database,
@@ -369,6 +409,7 @@ pub(crate) async fn resolve_values(
 async fn dump_tool_version(
     docker: &Docker,
     target: &Target,
+    site: &Site,
     values: &BTreeMap<String, String>,
 ) -> Option<String> {
     let argv = target.engine.version_invocation(values)?;
@@ -376,7 +417,7 @@ async fn dump_tool_version(
         argv,
         ..Default::default()
     };
-    match exec::capture(docker, &target.container.id, &req, 4096).await {
+    match exec::capture(docker, &site.container_id, &req, 4096).await {
         Ok((out, status)) if status.success() => String::from_utf8_lossy(&out)
             .lines()
             .next()
@@ -392,10 +433,12 @@ async fn dump_tool_version(
     }
 }
 
+#[allow(clippy::too_many_arguments)]
 async fn dump_one(
     docker: &Docker,
     target: &Target,
     opts: &Options,
+    site: &Site,
     values: &BTreeMap<String, String>,
     all: bool,
     database: &str,
@@ -405,6 +448,10 @@ async fn dump_one(
         .engine
         .dump_invocation(all, values)
         .map_err(|e| (Step::Credentials, Failure::Var(e)))?;
+    let user = site
+        .user(docker, &target.engine, values)
+        .await
+        .map_err(|e| (Step::Helper, Failure::Var(e)))?;
     let dump = inv.dump.clone().expect("dump invocations carry their spec");
     let tool = inv.argv[0].clone();
     let started_at = Utc::now();
@@ -424,11 +471,21 @@ async fn dump_one(
     let req = ExecRequest {
         argv: inv.argv,
         env: inv.env,
-        stdin: false,
+        stdin: inv.stdin.is_some(),
+        user,
     };
-    let mut stream = ExecStream::start(docker, &target.container.id, &req)
+    let mut stream = ExecStream::start(docker, &site.container_id, &req)
         .await
         .map_err(|e| (Step::Dump, Failure::Exec(e)))?;
+    if let (Some(line), Some(mut stdin)) = (&inv.stdin, stream.take_stdin()) {
+        // A short line: it fits the pipe, so this cannot wait on the tool reading it.
+        let sent = async {
+            stdin.write_all(line.expose().as_bytes()).await?;
+            stdin.shutdown().await
+        };
+        sent.await
+            .map_err(|e| (Step::Dump, Failure::Exec(ExecError::Stdin(e))))?;
+    }
     let mut tail = exec::TailWindow::new(dump.marker_window);
     let mut raw: u64 = 0;
     let mut last_report = Instant::now();

@@ -152,6 +152,7 @@ fn options(config: &Config) -> Options {
             level: config.compression.level,
             threads: config.compression.threads,
         },
+        helper_image: config.helper_image.clone(),
     }
 }
 
@@ -311,7 +312,8 @@ async fn cmd_restore(
     database: Option<&str>,
 ) -> anyhow::Result<ExitCode> {
     let s = setup(config_path).await?;
-    match restore::restore(&s.docker, &s.registry, artifact, to, database).await {
+    let helper_image = s.config.helper_image.as_deref();
+    match restore::restore(&s.docker, &s.registry, artifact, to, database, helper_image).await {
         Ok(r) => {
             println!(
                 "restored {} ({}) into database {} of container {to} in {:.1}s",

@@ -32,6 +32,10 @@ pub struct Config {
     /// Only containers labelled `stowage.instance=<instance>` are considered, when set.
     #[serde(default)]
     pub instance: Option<String>,
+    /// Image of helper containers (SQLite targets without `sqlite3`); unset: the image of
+    /// the container stowage runs in.
+    #[serde(default)]
+    pub helper_image: Option<String>,
     /// Default cron schedule for targets without a `stowage.schedule` label.
     pub schedule: String,
     /// How dumps are compressed.

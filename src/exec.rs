@@ -32,6 +32,9 @@ pub enum ExecError {
     /// The engine sent data that is not an exec frame (the stream was cut mid-frame).
     #[error("the output stream from the container broke off mid-frame")]
     Broken,
+    /// Writing to the command's stdin failed.
+    #[error("writing to the command's stdin: {0}")]
+    Stdin(std::io::Error),
     /// A captured command wrote more than allowed.
     #[error("command output exceeds {0} bytes")]
     TooLarge(usize),
@@ -46,6 +49,8 @@ pub struct ExecRequest {
     pub env: Vec<(String, Secret)>,
     /// Whether the process gets a stdin to write to ([`ExecStream::take_stdin`]).
     pub stdin: bool,
+    /// `uid:gid` to run as, instead of the container's user.
+    pub user: Option<String>,
 }
 
 /// The write end of an exec's stdin. Shut it down to give the process end-of-file.
@@ -100,6 +105,7 @@ impl ExecStream {
                     attach_stdout: Some(true),
                     attach_stderr: Some(true),
                     attach_stdin: Some(req.stdin),
+                    user: req.user.clone(),
                     tty: Some(false),
                     ..Default::default()
                 },

@@ -31,6 +31,7 @@ pub mod discovery;
 pub mod docker;
 pub mod engine;
 pub mod exec;
+pub mod helper;
 pub mod labels;
 pub mod pipeline;
 pub mod plan;

@@ -416,4 +416,37 @@ mod tests {
         );
         assert!(!format!("{two:?}").contains("\"y\""));
     }
+
+    #[test]
+    fn sqlite_needs_its_file_named_and_mongodb_defaults_to_everything() {
+        let on = ("stowage.enable", "true");
+        let sqlite = ("stowage.engine", "sqlite");
+        let entries = run(&[
+            c("app", "myorg/app:1", "running", &[on, sqlite], &[]),
+            c(
+                "app2",
+                "myorg/app:1",
+                "running",
+                &[on, sqlite, ("stowage.database", "/data/a.db,/data/b.db")],
+                &[],
+            ),
+            c("mongo", "mongo:7", "running", &[on], &["MONGO_MAJOR=7.0"]),
+        ]);
+        assert!(
+            skip_reason(&entries[0]).contains("set label stowage.database"),
+            "{entries:?}"
+        );
+        let Entry::Target(two) = &entries[1] else {
+            panic!("{entries:?}")
+        };
+        assert_eq!(
+            two.databases,
+            Databases::Named(vec!["/data/a.db".into(), "/data/b.db".into()])
+        );
+        let Entry::Target(mongo) = &entries[2] else {
+            panic!("{entries:?}")
+        };
+        assert_eq!(mongo.engine.name(), "mongodb");
+        assert_eq!(mongo.databases, Databases::All);
+    }
 }

@@ -20,12 +20,15 @@ use sha2::{Digest, Sha256};
 use tokio::io::AsyncWriteExt;
 use tokio::sync::mpsc;
 
+use crate::artifact::Manifest;
 use crate::backup::{self, Failure};
 use crate::catalog;
 use crate::discovery::ContainerInfo;
 use crate::engine::{Registry, choose_vars};
 use crate::exec::{ExecRequest, ExecStream};
+use crate::helper::Site;
 use crate::labels::{self, Labels};
+use crate::secret::Secret;
 
 const BLOCK: usize = 128 * 1024;
 const PROGRESS_EVERY: Duration = Duration::from_secs(10);
@@ -56,12 +59,14 @@ pub struct Restored {
 }
 
 /// Restores `artifact` into `container` (name or ID), into `database` or the manifest's.
+/// `helper_image` is for engines that may need a helper container (see [`crate::helper`]).
 pub async fn restore(
     docker: &Docker,
     registry: &Registry,
     artifact: &Path,
     container: &str,
     database: Option<&str>,
+    helper_image: Option<&str>,
 ) -> Result<Restored, RestoreError> {
     let err = |step, reason: String| RestoreError {
         artifact: artifact.display().to_string(),
@@ -95,7 +100,11 @@ pub async fn restore(
         )
     })?;
     let database = database.unwrap_or(&manifest.database).to_string();
-    if database == "all" && engine.dumps_one_database() {
+    // An artifact of every database is restored whole, where the engine's restore command
+    // can do without a database name.
+    let whole = database == "all";
+    let database_optional = engine.spec.vars.get("database").is_some_and(|v| v.optional);
+    if whole && engine.dumps_one_database() && !database_optional {
         return Err(err(
             "choosing the database",
             "this artifact holds every database (stowage.database=all); restore it with the engine's own client as README's restore guide shows, or pass --database to pick a target database".into(),
@@ -120,13 +129,22 @@ pub async fn restore(
             Failure::NotRunning(info.state.clone()).to_string(),
         ));
     }
-    let own_labels = Labels::parse(&info.labels).unwrap_or_default();
+    let mut own_labels = Labels::parse(&info.labels).unwrap_or_default();
+    // The database is the one asked for, whatever the container's labels say.
+    own_labels.database = (!whole).then(|| database.clone());
     let vars = choose_vars(engine, &own_labels, &info)
         .map_err(|e| err("reading credentials", e.to_string()))?;
     let mut values = backup::resolve_values(docker, &info.id, engine, &vars)
         .await
         .map_err(|f| err("reading credentials", f.to_string()))?;
-    values.insert("database".into(), database.clone());
+    if whole {
+        values.remove("database");
+    } else {
+        values.insert("database".into(), database.clone());
+        if manifest.database != "all" {
+            values.insert("source_database".into(), manifest.database.clone());
+        }
+    }
     let inv = engine
         .restore_invocation(&values)
         .ok_or_else(|| {
@@ -137,22 +155,58 @@ pub async fn restore(
         })?
         .map_err(|e| err("preparing the restore", e))?;
     let tool = inv.argv[0].clone();
-
-    tracing::info!(artifact = %artifact.display(), container = %info.name, engine = engine.name(), database, "restore started");
-    let started = Instant::now();
-    let req = ExecRequest {
-        argv: inv.argv,
-        env: inv.env,
-        stdin: true,
-    };
-    let mut stream = ExecStream::start(docker, &info.id, &req)
+    let site = Site::prepare(docker, &info, engine, helper_image)
         .await
-        .map_err(|e| err("starting the restore", Failure::Exec(e).to_string()))?;
+        .map_err(|e| err("preparing the helper container", e))?;
+    let result = async {
+        let user = site
+            .user(docker, engine, &values)
+            .await
+            .map_err(|e| err("preparing the helper container", e))?;
+        tracing::info!(artifact = %artifact.display(), container = %info.name, engine = engine.name(), database, "restore started");
+        let req = ExecRequest {
+            argv: inv.argv,
+            env: inv.env,
+            stdin: true,
+            user,
+        };
+        let stream = ExecStream::start(docker, &site.container_id, &req)
+            .await
+            .map_err(|e| err("starting the restore", Failure::Exec(e).to_string()))?;
+        feed(stream, inv.stdin, artifact, &manifest, &tool)
+            .await
+            .map_err(|(step, reason)| err(step, reason))
+    }
+    .await;
+    site.remove(docker).await;
+    let (raw_bytes, elapsed) = result?;
+    tracing::info!(container = %info.name, database, raw_bytes, seconds = elapsed.as_secs_f64(), "restore complete");
+    Ok(Restored {
+        database,
+        raw_bytes,
+        elapsed,
+    })
+}
+
+/// Streams the artifact (after the `first` line, if any) into the running restore command;
+/// returns the raw bytes sent and the time taken.
+async fn feed(
+    mut stream: ExecStream,
+    first: Option<Secret>,
+    artifact: &Path,
+    manifest: &Manifest,
+    tool: &str,
+) -> Result<(u64, Duration), (&'static str, String)> {
+    let err = |step, reason: String| (step, reason);
+    let started = Instant::now();
     let mut stdin = stream.take_stdin().expect("requested a stdin");
     let (tx, mut rx) = mpsc::channel::<Bytes>(16);
     let path: PathBuf = artifact.to_path_buf();
     let reader = tokio::task::spawn_blocking(move || decompress(&path, tx));
     let feed = async {
+        if let Some(line) = &first {
+            stdin.write_all(line.expose().as_bytes()).await?;
+        }
         let mut sent: u64 = 0;
         let mut last = Instant::now();
         while let Some(block) = rx.recv().await {
@@ -174,7 +228,7 @@ pub async fn restore(
     let status = status.map_err(|e| err("restoring", Failure::Exec(e).to_string()))?;
     if !status.success() {
         let failure = Failure::Exit {
-            tool,
+            tool: tool.to_string(),
             status,
             container_running: true,
         };
@@ -199,13 +253,7 @@ pub async fn restore(
             ),
         ));
     }
-    let elapsed = started.elapsed();
-    tracing::info!(container = %info.name, database, raw_bytes, seconds = elapsed.as_secs_f64(), "restore complete");
-    Ok(Restored {
-        database,
-        raw_bytes,
-        elapsed,
-    })
+    Ok((raw_bytes, started.elapsed()))
 }
 
 /// Reads and decompresses the artifact into blocks; returns the raw size and sha256.

@@ -1,5 +1,5 @@
 //! One conformance scenario, generic over engines, run against every engine that can run on
-//! this machine (PostgreSQL and MariaDB; no MongoDB server can be installed here). What a user
+//! this machine (PostgreSQL, MariaDB and SQLite; no MongoDB server can be installed here). What a user
 //! relies on, for any engine: the plan names it, the backup yields one artifact that lists and
 //! verifies, `stowage restore` into a fresh container gives back equal data, and a tampered
 //! artifact is refused.
@@ -60,6 +60,30 @@ impl Db for Maria {
     }
     fn snapshot(&self) -> Vec<String> {
         Maria::snapshot(self, "app")
+    }
+}
+
+impl Db for SqliteApp {
+    const ENGINE: &'static str = "sqlite";
+    fn start_target(instance: &str) -> Self {
+        SqliteApp::start(
+            SQLITE_APP_CLI,
+            "conf-sqlite",
+            Some(instance),
+            &["sleep", "600"],
+        )
+    }
+    fn start_fresh() -> Self {
+        SqliteApp::start(SQLITE_APP_CLI, "conf-sqlite-fresh", None, &["sleep", "600"])
+    }
+    fn container(&self) -> &str {
+        &self.c.name
+    }
+    fn seed(&self) {
+        self.app(&["seed", "/data/app.db", "wal", "2000"]);
+    }
+    fn snapshot(&self) -> Vec<String> {
+        vec![self.app(&["summary", "/data/app.db"])]
     }
 }
 
@@ -130,4 +154,9 @@ fn postgres_conforms() {
 #[test]
 fn mariadb_conforms() {
     conformance::<Maria>();
+}
+
+#[test]
+fn sqlite_conforms() {
+    conformance::<SqliteApp>();
 }

@@ -1,4 +1,6 @@
-//! stowage running as a container with the Docker socket mounted, as users run it.
+//! stowage running as a container with the Docker socket mounted, as users run it. With no
+//! helper image configured, an SQLite target without `sqlite3` is dumped in a helper made
+//! from the image stowage itself runs in.
 
 mod common;
 
@@ -12,6 +14,8 @@ fn stowage_container_backs_up_through_the_mounted_socket() {
     let dir = Scratch::new("ctr");
     let pg = Pg::start_target("ctr", &instance);
     pg.psql("CREATE TABLE t (v text); INSERT INTO t VALUES ('backed up from a container')");
+    let app = SqliteApp::start(SQLITE_APP, "ctr-sqlite", Some(&instance), &["sleep", "600"]);
+    app.app(&["seed", "/data/app.db", "wal", "10"]);
     let name = unique("stowage");
     let out = docker_output(&[
         "run",
@@ -29,17 +33,30 @@ fn stowage_container_backs_up_through_the_mounted_socket() {
     ]);
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(out.status.success(), "{stderr}");
-    let found = artifacts(dir.path());
-    assert_eq!(found.len(), 1, "{found:?}");
-    // The path printed is the one inside the container.
-    let printed = String::from_utf8_lossy(&out.stdout);
-    assert_eq!(printed.trim(), format!("/backups/{}", found[0]));
-    let sql = zstd::decode_all(&std::fs::read(dir.path().join(&found[0])).unwrap()[..]).unwrap();
     assert!(
-        String::from_utf8(sql)
-            .unwrap()
-            .contains("backed up from a container")
+        stderr.contains("its commands run in a helper container"),
+        "{stderr}"
     );
+    let found = artifacts(dir.path());
+    assert_eq!(found.len(), 2, "{found:?}");
+    let pg_artifact = found.iter().find(|f| f.starts_with(&pg.c.name)).unwrap();
+    // The paths printed are the ones inside the container.
+    let printed = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        printed
+            .lines()
+            .any(|l| l == format!("/backups/{pg_artifact}")),
+        "{printed}"
+    );
+    let read = |f: &str| {
+        String::from_utf8(
+            zstd::decode_all(&std::fs::read(dir.path().join(f)).unwrap()[..]).unwrap(),
+        )
+        .unwrap()
+    };
+    assert!(read(pg_artifact).contains("backed up from a container"));
+    let sqlite_artifact = found.iter().find(|f| f.starts_with(&app.c.name)).unwrap();
+    assert!(read(sqlite_artifact).contains("INSERT INTO events VALUES(10,'seed 10"));
 
     let plan = docker(&[
         "run",
@@ -52,7 +69,7 @@ fn stowage_container_backs_up_through_the_mounted_socket() {
         "plan",
     ]);
     assert!(
-        plan.contains(&pg.c.name) && plan.contains("1 target(s)"),
+        plan.contains(&pg.c.name) && plan.contains("2 target(s)"),
         "{plan}"
     );
 }

@@ -67,3 +67,60 @@ fn mariadb_round_trip_with_routines_triggers_and_unicode() {
         "no shell ran the password"
     );
 }
+
+/// The common compose setup: a random root password and an application account. stowage
+/// takes the account's user and password as a pair (one from a file), with no label at all.
+#[test]
+fn mariadb_application_account_is_used_when_root_password_is_unknown() {
+    let instance = unique("maria-app");
+    let dir = Scratch::new("maria-app");
+    let secret = Scratch::new("maria-app-secret");
+    let app_pw = "app 'pw\" $(id)";
+    std::fs::write(secret.path().join("pw"), format!("{app_pw}\n")).unwrap();
+    let mount = format!("{}:/run/secrets:ro", secret.path().display());
+    let env = |extra: &[&str]| {
+        let mut args = Vec::new();
+        for e in [
+            "MARIADB_RANDOM_ROOT_PASSWORD=yes",
+            "MARIADB_USER=appuser",
+            "MARIADB_DATABASE=shop",
+        ] {
+            args.extend(["-e".to_string(), e.to_string()]);
+        }
+        args.extend(extra.iter().map(|s| s.to_string()));
+        args
+    };
+    let src = Maria::start_with(
+        "maria-app-src",
+        target_labels(&instance),
+        env(&["-e", &format!("MARIADB_PASSWORD={app_pw}")]),
+        ("appuser", app_pw),
+    );
+    src.seed("shop");
+    let before = src.snapshot("shop");
+
+    let (code, plan, _) = run_stowage(dir.path(), &instance, &["plan"]);
+    assert_eq!(code, 0, "{plan}");
+    assert!(
+        plan.contains("appuser (env MARIADB_USER)") && plan.contains("env MARIADB_PASSWORD"),
+        "{plan}"
+    );
+    let (code, stdout, stderr) = run_stowage(dir.path(), &instance, &["backup"]);
+    assert_eq!(code, 0, "{stderr}");
+    let artifact = stdout.trim().to_string();
+
+    // The destination reads the same password from a file, as with Docker secrets.
+    let dst = Maria::start_with(
+        "maria-app-dst",
+        vec![],
+        env(&["-e", "MARIADB_PASSWORD_FILE=/run/secrets/pw", "-v", &mount]),
+        ("appuser", app_pw),
+    );
+    let (code, _, stderr) = run_stowage(
+        dir.path(),
+        &instance,
+        &["restore", &artifact, "--to", &dst.c.name],
+    );
+    assert_eq!(code, 0, "{stderr}");
+    assert_eq!(dst.snapshot("shop"), before);
+}

@@ -23,10 +23,17 @@ use crate::secret::Secret;
 const BUILTIN: &[(&str, &str)] = &[
     ("postgres", include_str!("../../engines/postgres.toml")),
     ("mysql", include_str!("../../engines/mysql.toml")),
+    ("sqlite", include_str!("../../engines/sqlite.toml")),
+    ("mongodb", include_str!("../../engines/mongodb.toml")),
 ];
 
 /// Other names users write for built-in engines.
-const ALIASES: &[(&str, &str)] = &[("postgresql", "postgres"), ("mariadb", "mysql")];
+const ALIASES: &[(&str, &str)] = &[
+    ("postgresql", "postgres"),
+    ("mariadb", "mysql"),
+    ("mongo", "mongodb"),
+    ("sqlite3", "sqlite"),
+];
 
 /// The engines stowage knows.
 #[derive(Debug, Clone)]
@@ -217,7 +224,7 @@ impl Chosen {
 
 /// A variable that cannot be resolved from what the container offers.
 #[derive(Debug, Clone, thiserror::Error)]
-#[error("no value for {var}: set label stowage.{var} or one of {tried}")]
+#[error("no value for {var}: set label stowage.{var}{}", if tried.is_empty() { String::new() } else { format!(" or one of {tried}") })]
 pub struct MissingVar {
     /// The variable.
     pub var: String,
@@ -233,11 +240,23 @@ pub fn choose_vars(
     container: &ContainerInfo,
 ) -> Result<BTreeMap<String, Chosen>, MissingVar> {
     let mut out = BTreeMap::new();
+    // The first account whose every variable has a present source; its sources then come
+    // before the variables' own, so a user and its password are taken together.
+    let account = engine.spec.accounts.iter().find(|a| {
+        a.iter()
+            .all(|(_, sources)| first_present(sources, false, container).is_some())
+    });
     for (name, var) in &engine.spec.vars {
         let chosen = if let Some(v) = labels.vars.get(name) {
             Chosen::Label {
                 label: v.label.clone(),
                 value: ValueText::new(&v.value, var.secret),
+            }
+        } else if let (true, Some(list)) = (name == "database", &labels.database) {
+            // One run per listed database sets the value; this is for `plan` and checks.
+            Chosen::Label {
+                label: "stowage.database".into(),
+                value: ValueText::new(list, false),
             }
         } else if let (true, Some(p)) = (var.secret, labels.vars.get(&format!("{name}_file"))) {
             Chosen::LabelFile {
@@ -245,28 +264,10 @@ pub fn choose_vars(
                 path: p.value.clone(),
             }
         } else {
-            var.from
-                .iter()
-                .find_map(|s| match s {
-                    Source::Env(n) => container.env.get(n).map(|v| Chosen::Env {
-                        name: n.clone(),
-                        value: ValueText::new(v, var.secret),
-                    }),
-                    Source::File(n) => container.env.get(n).map(|p| Chosen::File {
-                        env: n.clone(),
-                        path: p.to_string(),
-                    }),
-                    Source::Program(_) => Some(Chosen::Program(
-                        var.from
-                            .iter()
-                            .filter_map(|s| match s {
-                                Source::Program(p) => Some(p.clone()),
-                                _ => None,
-                            })
-                            .collect(),
-                    )),
-                    Source::Literal(v) => Some(Chosen::Literal(v.clone())),
-                })
+            account
+                .and_then(|a| a.get(name))
+                .and_then(|sources| first_present(sources, var.secret, container))
+                .or_else(|| first_present(&var.from, var.secret, container))
                 .unwrap_or(Chosen::Absent)
         };
         if chosen == Chosen::Absent && !var.optional {
@@ -291,6 +292,30 @@ pub fn choose_vars(
     Ok(out)
 }
 
+/// The first source in `sources` that the container offers.
+fn first_present(sources: &[Source], secret: bool, container: &ContainerInfo) -> Option<Chosen> {
+    sources.iter().find_map(|s| match s {
+        Source::Env(n) => container.env.get(n).map(|v| Chosen::Env {
+            name: n.clone(),
+            value: ValueText::new(v, secret),
+        }),
+        Source::File(n) => container.env.get(n).map(|p| Chosen::File {
+            env: n.clone(),
+            path: p.to_string(),
+        }),
+        Source::Program(_) => Some(Chosen::Program(
+            sources
+                .iter()
+                .filter_map(|s| match s {
+                    Source::Program(p) => Some(p.clone()),
+                    _ => None,
+                })
+                .collect(),
+        )),
+        Source::Literal(v) => Some(Chosen::Literal(v.clone())),
+    })
+}
+
 /// An exec ready to run: argv (never holding a secret) and environment.
 #[derive(Debug, Clone)]
 pub struct Invocation {
@@ -298,6 +323,8 @@ pub struct Invocation {
     pub argv: Vec<String>,
     /// `NAME`, value. Values may be secrets.
     pub env: Vec<(String, Secret)>,
+    /// A line to write to the command's stdin first; may hold a secret.
+    pub stdin: Option<Secret>,
     /// The spec part it came from, for completeness checks.
     pub dump: Option<spec::Dump>,
 }
@@ -315,10 +342,11 @@ impl Engine {
             (true, Some(c), Some(s)) => (c, s),
             _ => (&self.dump, &self.spec.dump),
         };
-        let (argv, env) = render(compiled, values)?;
+        let (argv, env, stdin) = self.render(compiled, values)?;
         Ok(Invocation {
             argv,
             env,
+            stdin,
             dump: Some(spec.clone()),
         })
     }
@@ -329,11 +357,15 @@ impl Engine {
         values: &BTreeMap<String, String>,
     ) -> Option<Result<Invocation, String>> {
         let compiled = self.restore.as_ref()?;
-        Some(render(compiled, values).map(|(argv, env)| Invocation {
-            argv,
-            env,
-            dump: None,
-        }))
+        Some(
+            self.render(compiled, values)
+                .map(|(argv, env, stdin)| Invocation {
+                    argv,
+                    env,
+                    stdin,
+                    dump: None,
+                }),
+        )
     }
 
     /// Renders the version command, if the spec has one.
@@ -344,29 +376,47 @@ impl Engine {
     }
 }
 
-/// A rendered command: argv and environment.
-type Rendered = (Vec<String>, Vec<(String, Secret)>);
+/// A rendered command: argv, environment and stdin line.
+type Rendered = (Vec<String>, Vec<(String, Secret)>, Option<Secret>);
 
-/// Renders a command: every argv template must render; env entries whose (optional)
-/// variable is absent are dropped.
-fn render(
-    compiled: &spec::Compiled,
-    values: &BTreeMap<String, String>,
-) -> Result<Rendered, String> {
-    let argv = compiled
-        .argv
-        .iter()
-        .map(|t| {
-            t.render(values)
-                .map_err(|v| format!("no value for {{{v}}}"))
-        })
-        .collect::<Result<_, _>>()?;
-    let env = compiled
-        .env
-        .iter()
-        .filter_map(|(k, t)| t.render(values).ok().map(|v| (k.clone(), Secret::new(v))))
-        .collect();
-    Ok((argv, env))
+impl Engine {
+    /// Renders a command. An argv entry, env entry or stdin line that uses an absent
+    /// *optional* variable is dropped (so `--username={user}` disappears when there is no
+    /// user); an absent required variable is an error.
+    fn render(
+        &self,
+        compiled: &spec::Compiled,
+        values: &BTreeMap<String, String>,
+    ) -> Result<Rendered, String> {
+        let optional = |v: &str| self.spec.vars.get(v).is_some_and(|s| s.optional);
+        let mut argv = Vec::new();
+        for t in &compiled.argv {
+            match t.render(values) {
+                Ok(a) => argv.push(a),
+                Err(v) if optional(&v) => {}
+                Err(v) => return Err(format!("no value for {{{v}}}")),
+            }
+        }
+        let env = compiled
+            .env
+            .iter()
+            .filter_map(|(k, t)| t.render(values).ok().map(|v| (k.clone(), Secret::new(v))))
+            .collect();
+        let stdin = match compiled.stdin.as_ref().map(|t| t.render(values)) {
+            Some(Ok(line)) => {
+                // The line is read up to its newline: a value must not end it early.
+                let body = line.strip_suffix('\n').unwrap_or(&line);
+                if body.contains(['\n', '\r', '\0', '\u{8}', '\u{7f}']) {
+                    return Err("a value sent on stdin contains a line break or control character, which the tool would misread; change it".into());
+                }
+                Some(Secret::new(line))
+            }
+            Some(Err(v)) if optional(&v) => None,
+            Some(Err(v)) => return Err(format!("no value for {{{v}}}")),
+            None => None,
+        };
+        Ok((argv, env, stdin))
+    }
 }
 
 #[cfg(test)]
@@ -501,6 +551,128 @@ mod tests {
         let bare = choose_vars(pg, &Labels::default(), &container("postgres", &[])).unwrap();
         assert_eq!(bare["password"], Chosen::Absent);
         assert_eq!(bare["database"].describe(), "postgres (default)");
+    }
+
+    #[test]
+    fn accounts_take_user_and_password_together() {
+        let r = Registry::builtin().unwrap();
+        let my = r.get("mariadb").unwrap();
+        let pick = |env: &[&str]| {
+            let v = choose_vars(my, &Labels::default(), &container("mariadb:11", env)).unwrap();
+            (v["user"].describe(), v["password"].describe())
+        };
+        // Root wins when its password is known, even with an application account.
+        let (user, pw) = pick(&[
+            "MARIADB_ROOT_PASSWORD=r",
+            "MARIADB_USER=app",
+            "MARIADB_PASSWORD=a",
+        ]);
+        assert_eq!(
+            (user.as_str(), pw.as_str()),
+            ("root (default)", "env MARIADB_ROOT_PASSWORD")
+        );
+        // A random root password: the application account, user and password as a pair.
+        let (user, pw) = pick(&[
+            "MARIADB_RANDOM_ROOT_PASSWORD=yes",
+            "MARIADB_USER=app",
+            "MARIADB_PASSWORD_FILE=/run/secrets/db",
+        ]);
+        assert_eq!(user, "app (env MARIADB_USER)");
+        assert_eq!(
+            pw,
+            "file /run/secrets/db in the container (MARIADB_PASSWORD_FILE)"
+        );
+        let (user, _) = pick(&["MYSQL_USER=legacy", "MYSQL_PASSWORD=x"]);
+        assert_eq!(user, "legacy (env MYSQL_USER)");
+        // A user without its password is no account: root with an empty password.
+        let (user, pw) = pick(&["MARIADB_ALLOW_EMPTY_ROOT_PASSWORD=1", "MARIADB_USER=app"]);
+        assert_eq!((user.as_str(), pw.as_str()), ("root (default)", "none"));
+    }
+
+    /// MongoDB cannot run here: its commands and credentials are checked as rendered.
+    #[test]
+    fn mongodb_password_goes_to_stdin_never_argv() {
+        let r = Registry::builtin().unwrap();
+        let mongo = r.get("mongo").unwrap();
+        let c = container(
+            "mongo:7",
+            &[
+                "MONGO_INITDB_ROOT_USERNAME=admin",
+                "MONGO_INITDB_ROOT_PASSWORD_FILE=/run/secrets/mongo",
+            ],
+        );
+        let v = choose_vars(mongo, &Labels::default(), &c).unwrap();
+        assert_eq!(
+            v["user"].describe(),
+            "admin (env MONGO_INITDB_ROOT_USERNAME)"
+        );
+        assert_eq!(
+            v["password"].describe(),
+            "file /run/secrets/mongo in the container (MONGO_INITDB_ROOT_PASSWORD_FILE)"
+        );
+        assert_eq!(v["database"], Chosen::Absent);
+
+        let values = |pairs: &[(&str, &str)]| -> BTreeMap<String, String> {
+            pairs
+                .iter()
+                .map(|(k, v)| (k.to_string(), v.to_string()))
+                .collect()
+        };
+        let creds = [("user", "admin"), ("password", "p w'$(x)")];
+        let all = mongo.dump_invocation(true, &values(&creds)).unwrap();
+        assert_eq!(
+            all.argv,
+            [
+                "mongodump",
+                "--archive",
+                "--username=admin",
+                "--authenticationDatabase=admin"
+            ]
+        );
+        assert!(all.env.is_empty());
+        assert_eq!(all.stdin.as_ref().unwrap().expose(), "p w'$(x)\n");
+        assert!(!format!("{all:?}").contains("p w'"), "stdin is redacted");
+
+        let mut one = values(&creds);
+        one.insert("database".into(), "shop".into());
+        let inv = mongo.dump_invocation(false, &one).unwrap();
+        assert_eq!(inv.argv.last().unwrap(), "--db=shop");
+
+        // No authentication configured: no user, no stdin.
+        let open = mongo.dump_invocation(true, &BTreeMap::new()).unwrap();
+        assert_eq!(
+            open.argv,
+            ["mongodump", "--archive", "--authenticationDatabase=admin"]
+        );
+        assert!(open.stdin.is_none());
+
+        // The tools read the password up to the first line break: refuse what they would cut.
+        let bad = values(&[("user", "admin"), ("password", "a\nb")]);
+        assert!(
+            mongo
+                .dump_invocation(true, &bad)
+                .unwrap_err()
+                .contains("line break")
+        );
+
+        let mut restore = values(&creds);
+        restore.insert("database".into(), "copy".into());
+        restore.insert("source_database".into(), "shop".into());
+        let inv = mongo.restore_invocation(&restore).unwrap().unwrap();
+        assert_eq!(
+            inv.argv,
+            [
+                "mongorestore",
+                "--archive",
+                "--username=admin",
+                "--authenticationDatabase=admin",
+                "--nsFrom=shop.*",
+                "--nsTo=copy.*"
+            ]
+        );
+        assert_eq!(inv.stdin.unwrap().expose(), "p w'$(x)\n");
+        let whole = mongo.restore_invocation(&values(&creds)).unwrap().unwrap();
+        assert!(!whole.argv.iter().any(|a| a.starts_with("--ns")));
     }
 
     #[test]

@@ -27,6 +27,10 @@ pub struct EngineSpec {
     /// Variables (credentials, database name) and where their values come from.
     #[serde(default)]
     pub vars: BTreeMap<String, VarSpec>,
+    /// Variables that belong together, such as a user and its password: the first account
+    /// whose every variable has a present source is used, before the variables' own `from`.
+    #[serde(default)]
+    pub accounts: Vec<BTreeMap<String, Vec<Source>>>,
     /// A command whose first output line names the dump tool's version.
     pub version: Option<Command>,
     /// The dump of one database (`{database}`), or of everything if there is no `dump_all`.
@@ -35,6 +39,21 @@ pub struct EngineSpec {
     pub dump_all: Option<Dump>,
     /// The command that reads a dump of one database on stdin and applies it.
     pub restore: Option<Restore>,
+    /// Where the commands run when the container lacks the engine's program.
+    pub helper: Option<Helper>,
+}
+
+/// A short-lived helper container for targets that lack the engine's program: made from
+/// stowage's own image, with the target's volumes (`--volumes-from`) and no network.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Helper {
+    /// The program whose absence from the target (probed with `NAME --version`) calls for
+    /// the helper.
+    pub when_missing: String,
+    /// In the helper, commands run as the owner (uid:gid) of this path, or of its directory
+    /// when it does not exist yet, so that files the tool creates belong to the application.
+    pub run_as_owner_of: Option<String>,
 }
 
 /// A restore command: it reads the raw dump on its stdin.
@@ -46,6 +65,9 @@ pub struct Restore {
     /// Environment for the exec; entries whose optional variable is absent are dropped.
     #[serde(default)]
     pub env: BTreeMap<String, String>,
+    /// A line written to the command's stdin before the dump (for tools that read a password
+    /// there); may hold secrets. Dropped when one of its optional variables is absent.
+    pub stdin: Option<String>,
 }
 
 /// Detection rules: any match is enough.
@@ -72,8 +94,9 @@ pub struct VarSpec {
     /// A secret never goes into an argv and is never shown.
     #[serde(default)]
     pub secret: bool,
-    /// An absent optional variable drops the env entries that use it; an absent required one
-    /// skips the target.
+    /// An absent optional variable drops the argv entries, env entries and stdin line that
+    /// use it; an absent required one skips the target. A required variable with no sources
+    /// must be given by its `stowage.<var>` label.
     #[serde(default)]
     pub optional: bool,
 }
@@ -134,6 +157,10 @@ pub struct Dump {
     /// Text that, seen on stderr, fails the dump even with exit code 0.
     #[serde(default)]
     pub error_patterns: Vec<String>,
+    /// A line written to the command's stdin, which is then closed (for tools that read a
+    /// password there); may hold secrets. Dropped when one of its optional variables is
+    /// absent.
+    pub stdin: Option<String>,
 }
 
 fn default_marker_window() -> usize {
@@ -163,13 +190,15 @@ pub struct Engine {
     pub(crate) dump_all: Option<Compiled>,
     pub(crate) restore: Option<Compiled>,
     pub(crate) version: Option<Vec<Template>>,
+    pub(crate) helper_owner_of: Option<Template>,
 }
 
-/// A dump command with parsed templates.
+/// A command with parsed templates.
 #[derive(Debug, Clone)]
 pub(crate) struct Compiled {
     pub argv: Vec<Template>,
     pub env: Vec<(String, Template)>,
+    pub stdin: Option<Template>,
 }
 
 impl Engine {
@@ -201,7 +230,7 @@ impl Engine {
                 format!("{:?}: use a-z 0-9", spec.extension),
             ));
         }
-        for (name, var) in &spec.vars {
+        for name in spec.vars.keys() {
             if !name_ok(name)
                 || name.ends_with("_file")
                 || crate::labels::CORE_KEYS
@@ -214,11 +243,19 @@ impl Engine {
                         .into(),
                 ));
             }
-            if var.from.is_empty() && !var.optional {
-                return Err(err(
-                    &format!("vars.{name}.from"),
-                    "a required variable needs at least one source".into(),
-                ));
+        }
+        for (i, account) in spec.accounts.iter().enumerate() {
+            for (name, sources) in account {
+                let field = format!("accounts[{i}].{name}");
+                if !spec.vars.contains_key(name) {
+                    return Err(err(&field, "not declared under [vars]".into()));
+                }
+                if sources.is_empty() {
+                    return Err(err(&field, "needs at least one source".into()));
+                }
+            }
+            if account.is_empty() {
+                return Err(err(&format!("accounts[{i}]"), "is empty".into()));
             }
         }
         let compile_argv = |field: &str, argv: &[String]| -> Result<Vec<Template>, SpecError> {
@@ -241,6 +278,13 @@ impl Engine {
                 })
                 .collect()
         };
+        let compile_template = |field: &str, text: &str| -> Result<Template, SpecError> {
+            let t = Template::parse(text).map_err(|r| err(field, r))?;
+            if let Some(v) = t.vars().find(|v| !spec.vars.contains_key(*v)) {
+                return Err(err(field, format!("{{{v}}} is not declared under [vars]")));
+            }
+            Ok(t)
+        };
         let compile_env = |field: &str,
                            vars: &BTreeMap<String, String>|
          -> Result<Vec<(String, Template)>, SpecError> {
@@ -250,17 +294,20 @@ impl Engine {
                 if k.is_empty() || k.contains('=') {
                     return Err(err(&f, "not a valid environment variable name".into()));
                 }
-                let t = Template::parse(v).map_err(|r| err(&f, r))?;
-                if let Some(v) = t.vars().find(|v| !spec.vars.contains_key(*v)) {
-                    return Err(err(&f, format!("{{{v}}} is not declared under [vars]")));
-                }
-                env.push((k.clone(), t));
+                env.push((k.clone(), compile_template(&f, v)?));
             }
             Ok(env)
+        };
+        let compile_stdin = |field: &str, stdin: &Option<String>| {
+            stdin
+                .as_deref()
+                .map(|s| compile_template(&format!("{field}.stdin"), s))
+                .transpose()
         };
         let compile_dump = |field: &str, d: &Dump| -> Result<Compiled, SpecError> {
             let argv = compile_argv(&format!("{field}.argv"), &d.argv)?;
             let env = compile_env(field, &d.env)?;
+            let stdin = compile_stdin(field, &d.stdin)?;
             if let Some(m) = &d.complete_marker
                 && (m.is_empty() || m.len() > d.marker_window)
             {
@@ -269,7 +316,7 @@ impl Engine {
                     "must be non-empty and shorter than marker_window".into(),
                 ));
             }
-            Ok(Compiled { argv, env })
+            Ok(Compiled { argv, env, stdin })
         };
         let dump = compile_dump("dump", &spec.dump)?;
         let dump_all = spec
@@ -284,6 +331,7 @@ impl Engine {
                 Ok(Compiled {
                     argv: compile_argv("restore.argv", &r.argv)?,
                     env: compile_env("restore", &r.env)?,
+                    stdin: compile_stdin("restore", &r.stdin)?,
                 })
             })
             .transpose()?;
@@ -292,6 +340,18 @@ impl Engine {
             .as_ref()
             .map(|c| compile_argv("version.argv", &c.argv))
             .transpose()?;
+        let helper_owner_of = match &spec.helper {
+            Some(h) => {
+                if h.when_missing.is_empty() || h.when_missing.starts_with('-') {
+                    return Err(err("helper.when_missing", "must name a program".into()));
+                }
+                h.run_as_owner_of
+                    .as_deref()
+                    .map(|t| compile_template("helper.run_as_owner_of", t))
+                    .transpose()?
+            }
+            None => None,
+        };
         Ok(Self {
             spec,
             origin: origin.to_string(),
@@ -299,6 +359,7 @@ impl Engine {
             dump_all,
             restore,
             version,
+            helper_owner_of,
         })
     }
 

@@ -343,26 +343,43 @@ pub const MARIADB_PASSWORD: &str = "r00t 'pw\" $(touch /tmp/x); `id`";
 /// A running MariaDB container built from Debian's packages.
 pub struct Maria {
     pub c: Container,
+    /// The account the test's own SQL runs as, and its password.
+    pub account: (String, String),
 }
 
 impl Maria {
-    /// Starts a container with MARIADB_DATABASE=`db` and waits until it answers.
+    /// Starts a container with MARIADB_DATABASE=`db` and a root password, and waits until it
+    /// answers.
     pub fn start(prefix: &str, labels: Vec<(&str, String)>, db: &str) -> Maria {
+        let run_args = vec![
+            "-e".into(),
+            format!("MARIADB_ROOT_PASSWORD={MARIADB_PASSWORD}"),
+            "-e".into(),
+            format!("MARIADB_DATABASE={db}"),
+        ];
+        Self::start_with(prefix, labels, run_args, ("root", MARIADB_PASSWORD))
+    }
+
+    /// Starts a container with these extra `docker run` arguments; the test's SQL runs as
+    /// `account`.
+    pub fn start_with(
+        prefix: &str,
+        labels: Vec<(&str, String)>,
+        run_args: Vec<String>,
+        account: (&str, &str),
+    ) -> Maria {
         require_image(MARIADB_IMAGE);
         let name = unique(prefix);
         let mut args: Vec<String> = vec!["run".into(), "-d".into(), "--name".into(), name.clone()];
         for (k, v) in labels {
             args.extend(["--label".into(), format!("{k}={v}")]);
         }
-        args.extend([
-            "-e".into(),
-            format!("MARIADB_ROOT_PASSWORD={MARIADB_PASSWORD}"),
-        ]);
-        args.extend(["-e".into(), format!("MARIADB_DATABASE={db}")]);
+        args.extend(run_args);
         args.push(MARIADB_IMAGE.into());
         docker(&args.iter().map(String::as_str).collect::<Vec<_>>());
         let m = Maria {
             c: Container { name },
+            account: (account.0.to_string(), account.1.to_string()),
         };
         let deadline = Instant::now() + Duration::from_secs(60);
         loop {
@@ -370,7 +387,9 @@ impl Maria {
             let text = String::from_utf8_lossy(&logs.stdout).into_owned()
                 + &String::from_utf8_lossy(&logs.stderr);
             if text.contains("Ready for start up")
-                && m.sql_output("mysql", "SELECT 1").status.success()
+                && m.sql_output("information_schema", "SELECT 1")
+                    .status
+                    .success()
             {
                 return m;
             }
@@ -380,14 +399,15 @@ impl Maria {
     }
 
     pub fn sql_output(&self, db: &str, sql: &str) -> std::process::Output {
-        let pw = format!("MYSQL_PWD={MARIADB_PASSWORD}");
+        let pw = format!("MYSQL_PWD={}", self.account.1);
+        let user = format!("--user={}", self.account.0);
         docker_output(&[
             "exec",
             "-e",
             &pw,
             &self.c.name,
             "mariadb",
-            "-uroot",
+            &user,
             "--default-character-set=utf8mb4",
             "--batch",
             "--skip-column-names",
@@ -397,7 +417,7 @@ impl Maria {
         ])
     }
 
-    /// Runs SQL as root in `db`.
+    /// Runs SQL as the test's account in `db`.
     pub fn sql(&self, db: &str, sql: &str) -> String {
         let out = self.sql_output(db, sql);
         assert!(
@@ -585,4 +605,78 @@ pub fn restore_with_stock_tools(artifact: &Path, into: &Pg) {
         "restoring {} with zstd | psql failed",
         artifact.display()
     );
+}
+
+/// The SQLite test application without a `sqlite3` binary, and the same with one.
+pub const SQLITE_APP: &str = "stowage-test/sqlite-app:test";
+pub const SQLITE_APP_CLI: &str = "stowage-test/sqlite-app-cli:test";
+
+/// A container of a SQLite test application (uid 1000, its data on a volume at /data).
+pub struct SqliteApp {
+    pub c: Container,
+}
+
+impl SqliteApp {
+    /// Starts `image` running `cmd` (argv), with the labels of a SQLite target when
+    /// `instance` is given.
+    pub fn start(image: &str, prefix: &str, instance: Option<&str>, cmd: &[&str]) -> SqliteApp {
+        require_image(image);
+        let name = unique(prefix);
+        let mut args: Vec<String> = vec!["run".into(), "-d".into(), "--name".into(), name.clone()];
+        if let Some(instance) = instance {
+            let mut labels = target_labels(instance);
+            labels.push(("stowage.engine", "sqlite".into()));
+            labels.push(("stowage.database", "/data/app.db".into()));
+            for (k, v) in labels {
+                args.extend(["--label".into(), format!("{k}={v}")]);
+            }
+        }
+        args.push(image.into());
+        args.extend(cmd.iter().map(|s| s.to_string()));
+        docker(&args.iter().map(String::as_str).collect::<Vec<_>>());
+        SqliteApp {
+            c: Container { name },
+        }
+    }
+
+    /// Starts the writer: `seed` rows, then one transaction after another, in journal `mode`.
+    pub fn start_writer(image: &str, instance: &str, mode: &str, seed: u32) -> SqliteApp {
+        let seed = seed.to_string();
+        let app = Self::start(
+            image,
+            "sqlite-app",
+            Some(instance),
+            &[
+                "python3",
+                "/usr/local/bin/app.py",
+                "write",
+                "/data/app.db",
+                mode,
+                &seed,
+            ],
+        );
+        let deadline = Instant::now() + Duration::from_secs(60);
+        while !docker(&["logs", &app.c.name]).contains("seeded") {
+            assert!(Instant::now() < deadline, "the writer did not start");
+            std::thread::sleep(Duration::from_millis(100));
+        }
+        app
+    }
+
+    /// Runs `app.py ARGS` in the container (as its user).
+    pub fn app(&self, args: &[&str]) -> String {
+        let mut argv = vec![
+            "exec",
+            self.c.name.as_str(),
+            "python3",
+            "/usr/local/bin/app.py",
+        ];
+        argv.extend(args);
+        docker(&argv)
+    }
+
+    /// The writer's committed count.
+    pub fn count(&self) -> u64 {
+        self.app(&["count", "/data/app.db"]).trim().parse().unwrap()
+    }
 }

@@ -2,7 +2,8 @@
 # Test-image entrypoint that behaves like the official mariadb image's for the variables
 # stowage reads: MARIADB_ROOT_PASSWORD / MYSQL_ROOT_PASSWORD, MARIADB_ALLOW_EMPTY_ROOT_PASSWORD /
 # MYSQL_ALLOW_EMPTY_PASSWORD, MARIADB_DATABASE / MYSQL_DATABASE, MARIADB_USER / MYSQL_USER,
-# MARIADB_PASSWORD / MYSQL_PASSWORD, and the *_FILE variants of the passwords.
+# MARIADB_PASSWORD / MYSQL_PASSWORD, MARIADB_RANDOM_ROOT_PASSWORD / MYSQL_RANDOM_ROOT_PASSWORD,
+# and the *_FILE variants of the passwords, users and databases.
 set -Eeuo pipefail
 
 file_env() {
@@ -20,8 +21,13 @@ sql_string() { local s=${1//\\/\\\\}; s=${s//\'/\\\'}; printf "'%s'" "$s"; }
 sql_ident() { local s=${1//\`/\`\`}; printf '`%s`' "$s"; }
 
 if [ "${1:-}" = 'mariadbd' ]; then
-	for v in MARIADB_ROOT_PASSWORD MYSQL_ROOT_PASSWORD MARIADB_PASSWORD MYSQL_PASSWORD; do file_env "$v"; done
+	for v in MARIADB_ROOT_PASSWORD MYSQL_ROOT_PASSWORD MARIADB_PASSWORD MYSQL_PASSWORD \
+		MARIADB_USER MYSQL_USER MARIADB_DATABASE MYSQL_DATABASE; do file_env "$v"; done
 	root_pw=$(first MARIADB_ROOT_PASSWORD MYSQL_ROOT_PASSWORD)
+	if [ -z "$root_pw" ] && [ -n "$(first MARIADB_RANDOM_ROOT_PASSWORD MYSQL_RANDOM_ROOT_PASSWORD)" ]; then
+		root_pw=$(head -c 18 /dev/urandom | base64)
+		echo "GENERATED ROOT PASSWORD: $root_pw"
+	fi
 	allow_empty=$(first MARIADB_ALLOW_EMPTY_ROOT_PASSWORD MYSQL_ALLOW_EMPTY_PASSWORD)
 	db=$(first MARIADB_DATABASE MYSQL_DATABASE)
 	user=$(first MARIADB_USER MYSQL_USER)

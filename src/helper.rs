@@ -1,0 +1,194 @@
+//! Where an engine's commands run: in the target container, or in a short-lived helper.
+//!
+//! Application containers that keep an SQLite file usually have no `sqlite3`. For an engine
+//! whose spec has a `[helper]`, stowage probes the target for the program; when it is
+//! missing, the commands run in a helper container instead: stowage's own image (which has
+//! `sqlite3`), started with the target's volumes (`--volumes-from`), no network, and a
+//! bounded `sleep` as its only process. The helper runs each command as the owner of the
+//! database file, so any file SQLite creates beside it (`-wal`, `-shm`) belongs to the
+//! application's user. Both containers share the host's kernel, so SQLite's file locks and
+//! its shared-memory WAL index work across them exactly as between two processes of one
+//! container (ARCHITECTURE.md, "SQLite").
+//!
+//! The helper is removed when the backup or restore ends. If stowage dies first, Docker
+//! removes it when its `sleep` ends ([`HELPER_LIFETIME`]): it is created with auto-remove.
+
+use std::collections::{BTreeMap, HashMap};
+use std::path::Path;
+
+use bollard::Docker;
+use bollard::models::{ContainerCreateBody, HostConfig};
+use bollard::query_parameters::{
+    CreateContainerOptions, InspectContainerOptions, RemoveContainerOptions,
+};
+
+use crate::discovery::ContainerInfo;
+use crate::engine::Engine;
+use crate::exec::{self, ExecRequest};
+
+/// How long a helper may live: longer than any backup, short enough that one left behind by
+/// a crash goes away by itself.
+pub const HELPER_LIFETIME: &str = "86400";
+
+/// The label that marks helper containers (value: the target container's name).
+pub const HELPER_LABEL: &str = "stowage.helper-for";
+
+/// Where commands run.
+#[derive(Debug)]
+pub struct Site {
+    /// The container the execs go to.
+    pub container_id: String,
+    /// The helper, if commands run in one: its ID and whether to run as the file's owner.
+    helper: Option<String>,
+}
+
+impl Site {
+    /// Commands run in the target itself.
+    pub fn direct(container_id: &str) -> Self {
+        Self {
+            container_id: container_id.to_string(),
+            helper: None,
+        }
+    }
+
+    /// Whether commands run in a helper container.
+    pub fn is_helper(&self) -> bool {
+        self.helper.is_some()
+    }
+
+    /// Chooses where `engine`'s commands run for `target`, starting a helper if the target
+    /// lacks the engine's program. `image` is the helper image from config; without it,
+    /// the image of the container stowage itself runs in.
+    pub async fn prepare(
+        docker: &Docker,
+        target: &ContainerInfo,
+        engine: &Engine,
+        image: Option<&str>,
+    ) -> Result<Self, String> {
+        let Some(spec) = &engine.spec.helper else {
+            return Ok(Self::direct(&target.id));
+        };
+        let probe = ExecRequest {
+            argv: vec![spec.when_missing.clone(), "--version".into()],
+            ..Default::default()
+        };
+        if let Ok((_, status)) = exec::capture(docker, &target.id, &probe, 4096).await
+            && status.success()
+        {
+            return Ok(Self::direct(&target.id));
+        }
+        let image = match image {
+            Some(i) => i.to_string(),
+            None => own_image(docker).await.ok_or_else(|| {
+                format!(
+                    "the container has no {} and stowage does not run in a container whose image it could use as a helper; set helper_image (STOWAGE_HELPER_IMAGE) to stowage's image",
+                    spec.when_missing
+                )
+            })?,
+        };
+        let body = ContainerCreateBody {
+            image: Some(image.clone()),
+            entrypoint: Some(vec!["sleep".into()]),
+            cmd: Some(vec![HELPER_LIFETIME.into()]),
+            labels: Some(HashMap::from([(
+                HELPER_LABEL.to_string(),
+                target.name.clone(),
+            )])),
+            network_disabled: Some(true),
+            host_config: Some(HostConfig {
+                volumes_from: Some(vec![target.id.clone()]),
+                network_mode: Some("none".into()),
+                auto_remove: Some(true),
+                ..Default::default()
+            }),
+            ..Default::default()
+        };
+        let created = docker
+            .create_container(None::<CreateContainerOptions>, body)
+            .await
+            .map_err(|e| {
+                format!(
+                    "the container has no {}, and the helper container from image {image} could not be created: {e}. Check helper_image",
+                    spec.when_missing
+                )
+            })?;
+        let site = Self {
+            container_id: created.id.clone(),
+            helper: Some(created.id.clone()),
+        };
+        if let Err(e) = docker.start_container(&created.id, None).await {
+            site.remove(docker).await;
+            return Err(format!(
+                "the helper container from image {image} could not start: {e}"
+            ));
+        }
+        tracing::info!(container = %target.name, helper = %&created.id[..12], image, "the container has no {}; its commands run in a helper container with its volumes", spec.when_missing);
+        Ok(site)
+    }
+
+    /// The `uid:gid` commands run as: in a helper, the owner of the spec's
+    /// `run_as_owner_of` path (or of its directory, if it does not exist yet); `None` when
+    /// they run in the target as its own user.
+    pub async fn user(
+        &self,
+        docker: &Docker,
+        engine: &Engine,
+        values: &BTreeMap<String, String>,
+    ) -> Result<Option<String>, String> {
+        let (Some(_), Some(template)) = (&self.helper, &engine.helper_owner_of) else {
+            return Ok(None);
+        };
+        let path = template
+            .render(values)
+            .map_err(|v| format!("no value for {{{v}}}"))?;
+        let parent = Path::new(&path)
+            .parent()
+            .map(|p| p.display().to_string())
+            .unwrap_or_else(|| "/".into());
+        for candidate in [&path, &parent] {
+            let req = ExecRequest {
+                argv: vec![
+                    "stat".into(),
+                    "--format=%u:%g".into(),
+                    "--".into(),
+                    candidate.clone(),
+                ],
+                ..Default::default()
+            };
+            let (out, status) = exec::capture(docker, &self.container_id, &req, 256)
+                .await
+                .map_err(|e| format!("cannot inspect {candidate} in the helper: {e}"))?;
+            if status.success() {
+                return Ok(Some(String::from_utf8_lossy(&out).trim().to_string()));
+            }
+        }
+        Err(format!(
+            "neither {path} nor its directory is on a volume of the container. Keep the database on a volume or bind mount (a file in the container's own layer is lost with the container) and name it with stowage.database"
+        ))
+    }
+
+    /// Removes the helper, if any. Failures are logged: Docker removes it when its lifetime
+    /// ends anyway.
+    pub async fn remove(self, docker: &Docker) {
+        if let Some(id) = self.helper {
+            let opts = RemoveContainerOptions {
+                force: true,
+                ..Default::default()
+            };
+            if let Err(e) = docker.remove_container(&id, Some(opts)).await {
+                tracing::warn!(helper = %id, "could not remove the helper container: {e}; Docker removes it within a day");
+            }
+        }
+    }
+}
+
+/// The image of the container stowage runs in, found by its hostname (Docker sets it to the
+/// container ID's prefix unless the user chose another).
+async fn own_image(docker: &Docker) -> Option<String> {
+    let hostname = std::fs::read_to_string("/etc/hostname").ok()?;
+    let own = docker
+        .inspect_container(hostname.trim(), None::<InspectContainerOptions>)
+        .await
+        .ok()?;
+    own.image
+}
