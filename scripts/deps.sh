@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
 # Installs what the tests and benchmarks need beyond a Rust toolchain and a running Docker
 # engine, from Debian's packages: mmdebstrap (builds the test images), zstd (proves artifacts
-# are plain zstd), procps, and stunnel4 and openssl (the Docker-over-TLS test). Does nothing when
-# they are already there.
+# are plain zstd), age (proves encrypted artifacts are standard age), procps, and stunnel4 and
+# openssl (the Docker-over-TLS test). Does nothing when they are already there.
 set -euo pipefail
 missing=()
 command -v mmdebstrap >/dev/null || missing+=(mmdebstrap)
@@ -10,6 +10,7 @@ command -v zstd >/dev/null || missing+=(zstd)
 command -v ps >/dev/null || missing+=(procps)
 command -v stunnel >/dev/null || missing+=(stunnel4) # TLS in front of the engine (tests)
 command -v openssl >/dev/null || missing+=(openssl) # test certificates
+command -v age >/dev/null || missing+=(age) # the stock CLI opens encrypted artifacts (tests)
 if [ ${#missing[@]} -gt 0 ]; then
 	echo "deps: installing ${missing[*]}"
 	sudo=()

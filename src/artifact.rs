@@ -18,6 +18,7 @@ use std::path::{Path, PathBuf};
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 
+use crate::encryption::EncryptionInfo;
 use crate::labels::file_safe;
 
 /// Suffix of temp files.
@@ -92,16 +93,27 @@ pub struct Stored {
     pub compression_level: i32,
     /// Whether the file is age-encrypted.
     pub encrypted: bool,
+    /// How: age, and to which public keys or a passphrase. Never a secret.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub encryption: Option<EncryptionInfo>,
 }
 
-/// The final name of an artifact: `<time>_<target>_<database>.<ext>.zst`.
-pub fn artifact_file_name(target: &str, database: &str, ext: &str, at: DateTime<Utc>) -> String {
+/// The final name of an artifact: `<time>_<target>_<database>.<ext>.zst`, plus `.age` when
+/// it is encrypted.
+pub fn artifact_file_name(
+    target: &str,
+    database: &str,
+    ext: &str,
+    encrypted: bool,
+    at: DateTime<Utc>,
+) -> String {
     format!(
-        "{}_{}_{}.{}.zst",
+        "{}_{}_{}.{}.zst{}",
         at.format("%Y%m%dT%H%M%SZ"),
         file_safe(target),
         file_safe(database),
-        file_safe(ext)
+        file_safe(ext),
+        if encrypted { ".age" } else { "" }
     )
 }
 
@@ -290,11 +302,16 @@ mod tests {
     #[test]
     fn names_sort_by_time_and_stay_inside() {
         let t = |h| Utc.with_ymd_and_hms(2026, 1, 2, h, 4, 5).unwrap();
-        let a = artifact_file_name("../x", "db/1", "sql", t(3));
+        let a = artifact_file_name("../x", "db/1", "sql", false, t(3));
         assert_eq!(a, "20260102T030405Z__.._x_db_1.sql.zst");
         assert!(!a.contains('/'));
         assert!(
-            artifact_file_name("x", "d", "sql", t(3)) < artifact_file_name("x", "d", "sql", t(12))
+            artifact_file_name("x", "d", "sql", false, t(3))
+                < artifact_file_name("x", "d", "sql", false, t(12))
+        );
+        assert_eq!(
+            artifact_file_name("x", "d", "sql", true, t(3)),
+            "20260102T030405Z_x_d.sql.zst.age"
         );
         assert_eq!(
             target_dir(Path::new("/b"), "../../etc"),

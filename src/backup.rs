@@ -11,6 +11,7 @@
 use std::collections::BTreeMap;
 use std::fmt;
 use std::path::PathBuf;
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use bollard::Docker;
@@ -19,6 +20,7 @@ use chrono::Utc;
 use tokio::io::AsyncWriteExt;
 
 use crate::artifact::{self, ContainerRef, Content, Manifest, Stored, TempFile};
+use crate::encryption::Encryption;
 use crate::engine::{Chosen, Engine, Invocation};
 use crate::exec::{self, ExecError, ExecRequest, ExecStream, ExitStatus};
 use crate::helper::Site;
@@ -40,6 +42,8 @@ pub struct Options {
     pub compression: Settings,
     /// Image for helper containers (engines with a `[helper]`); `None`: stowage's own.
     pub helper_image: Option<String>,
+    /// The configured encryption, for targets that are encrypted.
+    pub encryption: Option<Arc<Encryption>>,
 }
 
 /// A committed artifact.
@@ -460,6 +464,7 @@ async fn dump_one(
         &target.name,
         database,
         &target.engine.spec.extension,
+        target.encrypt && opts.encryption.is_some(),
         started_at,
     );
     let dir = artifact::target_dir(&opts.backup_dir, &target.name);
@@ -467,7 +472,9 @@ async fn dump_one(
     let (temp, file) = TempFile::create(&dir, &file_name).map_err(io)?;
     tracing::info!(target = %target.name, container = %target.container.name, engine = %target.engine.name(), database, "backup started");
 
-    let mut writer = PipelineWriter::start(file, opts.compression);
+    let encryption = opts.encryption.clone().filter(|_| target.encrypt);
+    let encryption_info = encryption.as_ref().map(|e| e.info());
+    let mut writer = PipelineWriter::start(file, opts.compression, encryption);
     let req = ExecRequest {
         argv: inv.argv,
         env: inv.env,
@@ -565,7 +572,8 @@ async fn dump_one(
             sha256: written.stored_sha256,
             compression: "zstd".into(),
             compression_level: opts.compression.level,
-            encrypted: false,
+            encrypted: encryption_info.is_some(),
+            encryption: encryption_info,
         },
     };
     artifact::write_manifest(&artifact, &manifest).map_err(io)?;

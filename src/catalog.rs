@@ -64,7 +64,8 @@ pub fn list(backup_dir: &Path, targets: &[String]) -> io::Result<Vec<Listed>> {
         for name in &names {
             let (path, manifest_path) = if let Some(artifact) = name.strip_suffix(MANIFEST_SUFFIX) {
                 (dir.path().join(artifact), dir.path().join(name))
-            } else if name.ends_with(".zst") && !names.contains(&format!("{name}{MANIFEST_SUFFIX}"))
+            } else if (name.ends_with(".zst") || name.ends_with(".zst.age"))
+                && !names.contains(&format!("{name}{MANIFEST_SUFFIX}"))
             {
                 let p = dir.path().join(name);
                 (p.clone(), artifact::manifest_path(&p))
@@ -184,6 +185,7 @@ mod tests {
                 compression: "zstd".into(),
                 compression_level: 3,
                 encrypted: false,
+                encryption: None,
             },
         }
     }

@@ -7,6 +7,7 @@
 
 use std::path::PathBuf;
 use std::process::ExitCode;
+use std::sync::Arc;
 
 use anyhow::Context;
 use chrono::Utc;
@@ -14,9 +15,10 @@ use clap::{Parser, Subcommand};
 
 use crate::backup::{self, Options};
 use crate::config::{self, Config};
+use crate::encryption::{Encryption, Identities};
 use crate::engine::Registry;
 use crate::pipeline::Settings;
-use crate::plan::{self, Databases, Entry, Target};
+use crate::plan::{self, Databases, Defaults, Entry, Target};
 use crate::schedule::Schedule;
 use crate::{artifact, catalog, daemon, discovery, docker, restore};
 
@@ -60,6 +62,10 @@ pub enum Command {
         /// Database to restore into (default: the one the artifact was dumped from).
         #[arg(long, value_name = "NAME")]
         database: Option<String>,
+        /// age identity file for an encrypted artifact (repeatable; added to
+        /// encryption.identity_files).
+        #[arg(long, value_name = "FILE")]
+        identity: Vec<PathBuf>,
     },
     /// Re-hash artifacts against their manifests (of some targets, or all).
     Verify {
@@ -86,7 +92,8 @@ pub async fn run(cli: Cli) -> ExitCode {
             artifact,
             to,
             database,
-        } => cmd_restore(cli.config, &artifact, &to, database.as_deref()).await,
+            identity,
+        } => cmd_restore(cli.config, &artifact, &to, database.as_deref(), identity).await,
         Command::Verify { targets } => cmd_verify(cli.config, &targets).await,
         Command::Backup { targets } => cmd_backup(cli.config, targets).await,
         Command::Run => cmd_run(cli.config).await,
@@ -118,11 +125,15 @@ struct Setup {
     registry: Registry,
     docker: bollard::Docker,
     default_schedule: Schedule,
+    encryption: Option<Arc<Encryption>>,
 }
 
 async fn setup(config_path: Option<PathBuf>) -> anyhow::Result<Setup> {
     let config = Config::load(config_path.as_deref())?;
     let registry = Registry::with_dir(config.engines_dir.as_deref())?;
+    let encryption = Encryption::from_config(&config.encryption)
+        .map_err(|e| anyhow::anyhow!("invalid configuration: {e}"))?
+        .map(Arc::new);
     let docker = docker::connect().await?;
     let default_schedule = Schedule::parse(&config.schedule)?;
     Ok(Setup {
@@ -130,7 +141,18 @@ async fn setup(config_path: Option<PathBuf>) -> anyhow::Result<Setup> {
         registry,
         docker,
         default_schedule,
+        encryption,
     })
+}
+
+impl Setup {
+    fn defaults(&self) -> Defaults<'_> {
+        Defaults {
+            registry: &self.registry,
+            schedule: &self.default_schedule,
+            encryption: self.encryption.is_some(),
+        }
+    }
 }
 
 /// Locks the backup directory for this process; removes a crash's temp files if it may (each
@@ -145,7 +167,8 @@ fn lock_backup_dir(config: &Config) -> anyhow::Result<artifact::DirLock> {
     Ok(lock)
 }
 
-fn options(config: &Config) -> Options {
+fn options(s: &Setup) -> Options {
+    let config = &s.config;
     Options {
         backup_dir: config.backup_dir.clone(),
         compression: Settings {
@@ -153,13 +176,14 @@ fn options(config: &Config) -> Options {
             threads: config.compression.threads,
         },
         helper_image: config.helper_image.clone(),
+        encryption: s.encryption.clone(),
     }
 }
 
 async fn discover_and_plan(s: &Setup) -> anyhow::Result<Vec<Entry>> {
     let containers =
         discovery::labelled_containers(&s.docker, s.config.instance.as_deref()).await?;
-    Ok(plan::plan(&containers, &s.registry, &s.default_schedule))
+    Ok(plan::plan(&containers, &s.defaults()))
 }
 
 async fn cmd_plan(config_path: Option<PathBuf>) -> anyhow::Result<ExitCode> {
@@ -281,7 +305,7 @@ async fn cmd_backup(config_path: Option<PathBuf>, wanted: Vec<String>) -> anyhow
             "no labelled containers to back up: add the label stowage.enable=true to a database container"
         );
     }
-    let opts = options(&s.config);
+    let opts = options(&s);
     let permits = std::sync::Arc::new(tokio::sync::Semaphore::new(s.config.daemon.max_concurrent));
     let runs = selected.iter().map(|t| {
         let (docker, opts, permits) = (&s.docker, &opts, permits.clone());
@@ -310,10 +334,21 @@ async fn cmd_restore(
     artifact: &std::path::Path,
     to: &str,
     database: Option<&str>,
+    identity: Vec<PathBuf>,
 ) -> anyhow::Result<ExitCode> {
     let s = setup(config_path).await?;
-    let helper_image = s.config.helper_image.as_deref();
-    match restore::restore(&s.docker, &s.registry, artifact, to, database, helper_image).await {
+    let mut files = s.config.encryption.identity_files.clone();
+    files.extend(identity);
+    let identities = Identities::load(&files, s.config.encryption.passphrase.as_ref())
+        .map_err(|e| anyhow::anyhow!("{e}"))?;
+    let req = restore::Request {
+        artifact,
+        container: to,
+        database,
+        helper_image: s.config.helper_image.as_deref(),
+        identities: Arc::new(identities),
+    };
+    match restore::restore(&s.docker, &s.registry, &req).await {
         Ok(r) => {
             println!(
                 "restored {} ({}) into database {} of container {to} in {:.1}s",
@@ -459,7 +494,7 @@ fn human_bytes(n: u64) -> String {
 async fn cmd_run(config_path: Option<PathBuf>) -> anyhow::Result<ExitCode> {
     let s = setup(config_path).await?;
     let _lock = lock_backup_dir(&s.config)?;
-    let opts = options(&s.config);
+    let opts = options(&s);
     daemon::run(s.docker, s.config, s.registry, opts, shutdown_signal()).await;
     Ok(ExitCode::SUCCESS)
 }

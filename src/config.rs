@@ -9,10 +9,11 @@
 use std::path::{Path, PathBuf};
 
 use figment::Figment;
-use figment::providers::{Env, Format, Toml};
-use serde::{Deserialize, Serialize};
+use figment::providers::{Env, Format, Serialized, Toml};
+use serde::Deserialize;
 
 use crate::schedule::Schedule;
+use crate::secret::Secret;
 
 /// The default configuration file, embedded at build time.
 pub const DEFAULT_CONFIG: &str = include_str!("../config/stowage.toml");
@@ -21,7 +22,7 @@ pub const DEFAULT_CONFIG: &str = include_str!("../config/stowage.toml");
 pub const DEFAULT_CONFIG_PATH: &str = "/etc/stowage/stowage.toml";
 
 /// Everything stowage can be told. See `config/stowage.toml` for each key's meaning.
-#[derive(Debug, Clone, Deserialize, Serialize)]
+#[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct Config {
     /// Root directory of the artifacts, one sub-directory per target.
@@ -42,10 +43,79 @@ pub struct Config {
     pub compression: Compression,
     /// How `stowage run` behaves.
     pub daemon: Daemon,
+    /// age encryption of artifacts.
+    #[serde(default)]
+    pub encryption: Encryption,
+}
+
+/// age encryption settings. See `config/stowage.toml`.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Encryption {
+    /// X25519 recipients (`age1…`); a list, or one string separated by commas or spaces.
+    #[serde(default, deserialize_with = "one_or_many")]
+    pub recipients: Vec<String>,
+    /// A file of recipients, one per line (`#` comments), as `age -R` reads.
+    #[serde(default)]
+    pub recipients_file: Option<PathBuf>,
+    /// A passphrase instead of recipients (age's scrypt recipient).
+    #[serde(default)]
+    pub passphrase: Option<Secret>,
+    /// scrypt work factor (log2 N) for passphrase encryption.
+    #[serde(default = "default_work_factor")]
+    pub scrypt_work_factor: u8,
+    /// Identity file(s) for `stowage restore` (`age-keygen` output).
+    #[serde(default, deserialize_with = "one_or_many_paths")]
+    pub identity_files: Vec<PathBuf>,
+}
+
+fn default_work_factor() -> u8 {
+    16
+}
+
+fn split_list(s: &str) -> Vec<String> {
+    s.split([',', ' ', '\n', '\t'])
+        .map(str::trim)
+        .filter(|p| !p.is_empty())
+        .map(String::from)
+        .collect()
+}
+
+/// A list, or one string of comma- or space-separated items (how environment variables say it).
+fn one_or_many<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Vec<String>, D::Error> {
+    #[derive(Deserialize)]
+    #[serde(untagged)]
+    enum OneOrMany {
+        One(String),
+        Many(Vec<String>),
+    }
+    Ok(match OneOrMany::deserialize(d)? {
+        OneOrMany::One(s) => split_list(&s),
+        OneOrMany::Many(v) => v,
+    })
+}
+
+fn one_or_many_paths<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Vec<PathBuf>, D::Error> {
+    Ok(one_or_many(d)?.into_iter().map(PathBuf::from).collect())
+}
+
+/// Config keys whose last segment names a secret. For each, `STOWAGE_<KEY>_FILE` names a file
+/// holding the value (as Docker secrets provide), instead of the value itself.
+pub const SECRET_FIELDS: &[&str] = &["passphrase"];
+
+/// The dotted config key a `STOWAGE_…_FILE` variable stands for, if it names a secret field:
+/// `ENCRYPTION__PASSPHRASE_FILE` → `encryption.passphrase`.
+fn secret_file_key(var: &str) -> Option<String> {
+    let key = var
+        .strip_suffix("_FILE")
+        .or_else(|| var.strip_suffix("_file"))?;
+    let key = key.to_ascii_lowercase().replace("__", ".");
+    let last = key.rsplit('.').next()?;
+    SECRET_FIELDS.contains(&last).then_some(key)
 }
 
 /// zstd settings.
-#[derive(Debug, Clone, Copy, Deserialize, Serialize)]
+#[derive(Debug, Clone, Copy, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct Compression {
     /// zstd level, 1..=19.
@@ -55,7 +125,7 @@ pub struct Compression {
 }
 
 /// Daemon settings.
-#[derive(Debug, Clone, Copy, Deserialize, Serialize)]
+#[derive(Debug, Clone, Copy, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct Daemon {
     /// Seconds between two looks for labelled containers.
@@ -77,6 +147,16 @@ pub enum ConfigError {
     /// A layer could not be parsed or has an unknown key or a value of the wrong type.
     #[error("invalid configuration: {0}")]
     Parse(#[from] Box<figment::Error>),
+    /// A `STOWAGE_…_FILE` variable names a file that cannot be read.
+    #[error("{var} names {path}, which cannot be read: {reason}")]
+    SecretFile {
+        /// The variable.
+        var: String,
+        /// The file.
+        path: PathBuf,
+        /// Why.
+        reason: String,
+    },
     /// A value parsed but makes no sense.
     #[error("invalid configuration: {key}: {reason}")]
     Invalid {
@@ -100,13 +180,30 @@ impl Config {
         if explicit && !file.exists() {
             return Err(ConfigError::Missing(file));
         }
-        let figment = Figment::from(Toml::string(DEFAULT_CONFIG))
+        let mut figment = Figment::from(Toml::string(DEFAULT_CONFIG))
             .merge(Toml::file(&file))
             .merge(
                 Env::prefixed("STOWAGE_")
                     .ignore(&["config", "log"])
+                    .filter(|k| secret_file_key(k.as_str()).is_none())
                     .split("__"),
             );
+        for (var, path) in std::env::vars_os() {
+            let Some(rest) = var.to_str().and_then(|v| v.strip_prefix("STOWAGE_")) else {
+                continue;
+            };
+            let Some(key) = secret_file_key(rest) else {
+                continue;
+            };
+            let text = std::fs::read_to_string(&path).map_err(|e| ConfigError::SecretFile {
+                var: var.to_string_lossy().into_owned(),
+                path: PathBuf::from(&path),
+                reason: e.to_string(),
+            })?;
+            // Like the official images' `$(< file)`: trailing newlines are not part of it.
+            let value = text.trim_end_matches(['\n', '\r']).to_string();
+            figment = figment.merge(Serialized::default(&key, value));
+        }
         let config: Config = figment.extract().map_err(Box::new)?;
         config.validate()?;
         Ok(config)
@@ -205,5 +302,31 @@ mod tests {
         });
         let err = Config::load(Some(Path::new("/nonexistent/stowage.toml"))).unwrap_err();
         assert!(matches!(err, ConfigError::Missing(_)));
+    }
+
+    #[test]
+    #[allow(clippy::result_large_err)] // figment's Jail closure type
+    fn secret_files_and_lists_from_the_environment() {
+        figment::Jail::expect_with(|jail| {
+            jail.create_file("pp", "s3cret phrase\n")?;
+            jail.set_env("STOWAGE_ENCRYPTION__PASSPHRASE_FILE", "pp");
+            jail.set_env("STOWAGE_ENCRYPTION__RECIPIENTS", "age1aaa, age1bbb age1ccc");
+            jail.set_env("STOWAGE_ENCRYPTION__IDENTITY_FILES", "/k/one.txt,/k/two.txt");
+            let c = Config::load(None).unwrap();
+            assert_eq!(
+                c.encryption.passphrase.as_ref().map(Secret::expose),
+                Some("s3cret phrase")
+            );
+            assert_eq!(c.encryption.recipients, ["age1aaa", "age1bbb", "age1ccc"]);
+            assert_eq!(c.encryption.identity_files.len(), 2, "identity_files is not a secret");
+            assert!(!format!("{c:?}").contains("s3cret"));
+            jail.set_env("STOWAGE_ENCRYPTION__PASSPHRASE_FILE", "missing");
+            let err = Config::load(None).unwrap_err().to_string();
+            assert!(
+                err.contains("STOWAGE_ENCRYPTION__PASSPHRASE_FILE") && err.contains("missing"),
+                "{err}"
+            );
+            Ok(())
+        });
     }
 }

@@ -56,7 +56,12 @@ pub async fn run(
             next_discovery = tokio::time::Instant::now() + discovery_every;
             match discovery::labelled_containers(&docker, config.instance.as_deref()).await {
                 Ok(containers) => {
-                    let entries = plan::plan(&containers, &registry, &default_schedule);
+                    let defaults = plan::Defaults {
+                        registry: &registry,
+                        schedule: &default_schedule,
+                        encryption: opts.encryption.is_some(),
+                    };
+                    let entries = plan::plan(&containers, &defaults);
                     refresh(&mut targets, &mut last_skips, entries, Utc::now());
                 }
                 Err(e) => tracing::error!(

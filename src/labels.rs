@@ -27,8 +27,8 @@ pub const BAKTAINER: [(&str, &str); 6] = [
 pub const BAKTAINER_ENABLE: &str = "baktainer.backup";
 
 /// Labels with a fixed meaning; any other `stowage.<key>` is an engine variable.
-pub const CORE_KEYS: [&str; 6] = [
-    "enable", "engine", "name", "schedule", "database", "instance",
+pub const CORE_KEYS: [&str; 7] = [
+    "enable", "engine", "name", "schedule", "database", "instance", "encrypt",
 ];
 
 /// The parsed labels of one container.
@@ -44,6 +44,8 @@ pub struct Labels {
     pub schedule: Option<String>,
     /// `stowage.database`: `all`, one name or a comma-separated list.
     pub database: Option<String>,
+    /// `stowage.encrypt`: encrypt this target's artifacts (default: when keys are configured).
+    pub encrypt: Option<bool>,
     /// Every other `stowage.<key>` label: engine variables such as `user`, `password`,
     /// `password_file`. Keys without the prefix.
     pub vars: BTreeMap<String, LabelValue>,
@@ -128,6 +130,7 @@ impl Labels {
             let key = label.as_str();
             match short.as_str() {
                 "enable" => out.enable = parse_bool(key, &value)?,
+                "encrypt" => out.encrypt = Some(parse_bool(key, &value)?),
                 "engine" => out.engine = Some(value.to_ascii_lowercase()),
                 "name" => {
                     check_name(key, &value)?;

@@ -29,6 +29,7 @@ pub mod config;
 pub mod daemon;
 pub mod discovery;
 pub mod docker;
+pub mod encryption;
 pub mod engine;
 pub mod exec;
 pub mod helper;

@@ -1,8 +1,8 @@
-//! The byte pipeline from a dump stream to a file: sha256 of the raw dump, zstd, sha256 of
-//! the stored bytes, file, fsync.
+//! The byte pipeline from a dump stream to a file: sha256 of the raw dump, zstd, optionally
+//! age, sha256 of the stored bytes, file, fsync.
 //!
-//! The work is done by writer layers (`HashingWriter` around the zstd encoder around a
-//! `HashingWriter` around the file) on one blocking thread, fed through a bounded channel of
+//! The work is done by writer layers (`HashingWriter` around the zstd encoder around an
+//! optional age stream around a `HashingWriter` around the file) on one blocking thread, fed through a bounded channel of
 //! [`CHANNEL_BLOCKS`] blocks of up to [`BLOCK_SIZE`] bytes. Exec frames are small (about 7 KiB
 //! on average from pg_dump), so [`PipelineWriter::write`] gathers them into blocks first: one
 //! hand-over per block instead of one per frame. When the disk or the compressor is slower
@@ -12,11 +12,14 @@
 
 use std::fs::File;
 use std::io::{self, Write};
+use std::sync::Arc;
 
 use bytes::{Bytes, BytesMut};
 use sha2::{Digest, Sha256};
 use tokio::sync::mpsc;
 use tokio::task::JoinHandle;
+
+use crate::encryption::Encryption;
 
 /// Blocks in flight between the exec stream and the writer thread.
 pub const CHANNEL_BLOCKS: usize = 16;
@@ -95,10 +98,10 @@ pub struct PipelineWriter {
 }
 
 impl PipelineWriter {
-    /// Starts the writer thread on an open, empty file.
-    pub fn start(file: File, settings: Settings) -> Self {
+    /// Starts the writer thread on an open, empty file; encrypts when `encryption` is given.
+    pub fn start(file: File, settings: Settings, encryption: Option<Arc<Encryption>>) -> Self {
         let (tx, rx) = mpsc::channel(CHANNEL_BLOCKS);
-        let task = tokio::task::spawn_blocking(move || write_all(file, settings, rx));
+        let task = tokio::task::spawn_blocking(move || write_all(file, settings, encryption, rx));
         Self {
             tx,
             task,
@@ -149,8 +152,49 @@ impl PipelineWriter {
     }
 }
 
-fn write_all(file: File, settings: Settings, mut rx: mpsc::Receiver<Msg>) -> io::Result<Written> {
-    let mut encoder = zstd::stream::write::Encoder::new(HashingWriter::new(file), settings.level)?;
+/// Where compressed bytes go: the hashed file, or age in front of it.
+enum Sink {
+    Plain(HashingWriter<File>),
+    Age(age::stream::StreamWriter<HashingWriter<File>>),
+}
+
+impl Sink {
+    fn finish(self) -> io::Result<HashingWriter<File>> {
+        match self {
+            Self::Plain(w) => Ok(w),
+            Self::Age(w) => w.finish(),
+        }
+    }
+}
+
+impl Write for Sink {
+    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+        match self {
+            Self::Plain(w) => w.write(buf),
+            Self::Age(w) => w.write(buf),
+        }
+    }
+
+    fn flush(&mut self) -> io::Result<()> {
+        match self {
+            Self::Plain(w) => w.flush(),
+            Self::Age(w) => w.flush(),
+        }
+    }
+}
+
+fn write_all(
+    file: File,
+    settings: Settings,
+    encryption: Option<Arc<Encryption>>,
+    mut rx: mpsc::Receiver<Msg>,
+) -> io::Result<Written> {
+    let stored = HashingWriter::new(file);
+    let sink = match encryption {
+        Some(e) => Sink::Age(e.wrap(stored)?),
+        None => Sink::Plain(stored),
+    };
+    let mut encoder = zstd::stream::write::Encoder::new(sink, settings.level)?;
     encoder.include_checksum(true)?;
     if settings.threads > 0 {
         encoder.multithread(settings.threads)?;
@@ -164,7 +208,7 @@ fn write_all(file: File, settings: Settings, mut rx: mpsc::Receiver<Msg>) -> io:
         }
     }
     let (encoder, raw_sha256, raw_bytes) = raw.into_parts();
-    let stored = encoder.finish()?;
+    let stored = encoder.finish()?.finish()?;
     let (file, stored_sha256, stored_bytes) = stored.into_parts();
     file.sync_all()?;
     Ok(Written {
@@ -191,6 +235,7 @@ mod tests {
                 level: 3,
                 threads: 0,
             },
+            None,
         );
         let mut expected = Vec::new();
         for i in 0..20_000u32 {

@@ -41,6 +41,8 @@ pub struct Target {
     pub vars: BTreeMap<String, Chosen>,
     /// When `stowage run` backs it up.
     pub schedule: Schedule,
+    /// Whether its artifacts are encrypted.
+    pub encrypt: bool,
     /// Things the user should fix that do not stop the backup.
     pub warnings: Vec<String>,
 }
@@ -73,14 +75,10 @@ pub enum Entry {
 }
 
 /// Plans every container. Order follows `containers`.
-pub fn plan(
-    containers: &[ContainerInfo],
-    registry: &Registry,
-    default_schedule: &Schedule,
-) -> Vec<Entry> {
+pub fn plan(containers: &[ContainerInfo], defaults: &Defaults) -> Vec<Entry> {
     let mut entries: Vec<Entry> = containers
         .iter()
-        .map(|c| match plan_one(c, registry, default_schedule) {
+        .map(|c| match plan_one(c, defaults) {
             Ok(t) => Entry::Target(Box::new(t)),
             Err(skip) => Entry::Skipped(skip),
         })
@@ -106,11 +104,20 @@ pub fn plan(
     entries
 }
 
-fn plan_one(
-    c: &ContainerInfo,
-    registry: &Registry,
-    default_schedule: &Schedule,
-) -> Result<Target, Skip> {
+/// What applies to a target unless its labels say otherwise.
+#[derive(Debug, Clone, Copy)]
+pub struct Defaults<'a> {
+    /// The engines.
+    pub registry: &'a Registry,
+    /// Config `schedule`.
+    pub schedule: &'a Schedule,
+    /// Whether encryption keys are configured (then targets are encrypted by default).
+    pub encryption: bool,
+}
+
+fn plan_one(c: &ContainerInfo, defaults: &Defaults) -> Result<Target, Skip> {
+    let registry = defaults.registry;
+    let default_schedule = defaults.schedule;
     let skip = |reason: String, is_error: bool| Skip {
         container: c.name.clone(),
         reason,
@@ -231,6 +238,16 @@ fn plan_one(
         .name
         .clone()
         .unwrap_or_else(|| labels::file_safe(&c.name));
+    let encrypt = match labels.encrypt {
+        Some(true) if !defaults.encryption => {
+            return Err(skip(
+                "stowage.encrypt=true, but no encryption key is configured: set encryption.recipients (or encryption.passphrase)".into(),
+                true,
+            ));
+        }
+        Some(e) => e,
+        None => defaults.encryption,
+    };
     Ok(Target {
         name,
         container: c.clone(),
@@ -238,6 +255,7 @@ fn plan_one(
         databases,
         vars,
         schedule,
+        encrypt,
         warnings,
     })
 }
@@ -268,11 +286,42 @@ mod tests {
     }
 
     fn run(containers: &[ContainerInfo]) -> Vec<Entry> {
+        plan_with(containers, false)
+    }
+
+    fn plan_with(containers: &[ContainerInfo], encryption: bool) -> Vec<Entry> {
         plan(
             containers,
-            &Registry::builtin().unwrap(),
-            &Schedule::parse("0 3 * * *").unwrap(),
+            &Defaults {
+                registry: &Registry::builtin().unwrap(),
+                schedule: &Schedule::parse("0 3 * * *").unwrap(),
+                encryption,
+            },
         )
+    }
+
+    #[test]
+    fn encryption_by_default_when_keys_exist_and_by_label() {
+        let on = ("stowage.enable", "true");
+        let pg = |name: &str, extra: &[(&str, &str)]| {
+            let mut labels = vec![on];
+            labels.extend_from_slice(extra);
+            c(name, "postgres:16", "running", &labels, &[])
+        };
+        let containers = [
+            pg("plain", &[]),
+            pg("yes", &[("stowage.encrypt", "true")]),
+            pg("no", &[("stowage.encrypt", "false")]),
+        ];
+        let without = plan_with(&containers, false);
+        assert!(matches!(&without[0], Entry::Target(t) if !t.encrypt));
+        assert!(skip_reason(&without[1]).contains("no encryption key is configured"));
+        let with = plan_with(&containers, true);
+        let flags: Vec<bool> = with
+            .iter()
+            .map(|e| matches!(e, Entry::Target(t) if t.encrypt))
+            .collect();
+        assert_eq!(flags, [true, true, false]);
     }
 
     fn skip_reason(e: &Entry) -> &str {

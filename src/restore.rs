@@ -11,6 +11,7 @@
 use std::fs::File;
 use std::io::{self, Read};
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use bollard::Docker;
@@ -24,6 +25,7 @@ use crate::artifact::Manifest;
 use crate::backup::{self, Failure};
 use crate::catalog;
 use crate::discovery::ContainerInfo;
+use crate::encryption::{EncryptionInfo, Identities};
 use crate::engine::{Registry, choose_vars};
 use crate::exec::{ExecRequest, ExecStream};
 use crate::helper::Site;
@@ -58,16 +60,33 @@ pub struct Restored {
     pub elapsed: Duration,
 }
 
-/// Restores `artifact` into `container` (name or ID), into `database` or the manifest's.
-/// `helper_image` is for engines that may need a helper container (see [`crate::helper`]).
+/// What to restore where.
+pub struct Request<'a> {
+    /// The artifact file; its manifest sits beside it.
+    pub artifact: &'a Path,
+    /// Container name or ID.
+    pub container: &'a str,
+    /// Database to restore into; default the manifest's.
+    pub database: Option<&'a str>,
+    /// For engines that may need a helper container (see [`crate::helper`]).
+    pub helper_image: Option<&'a str>,
+    /// Keys for encrypted artifacts.
+    pub identities: Arc<Identities>,
+}
+
+/// Restores an artifact as `req` says.
 pub async fn restore(
     docker: &Docker,
     registry: &Registry,
-    artifact: &Path,
-    container: &str,
-    database: Option<&str>,
-    helper_image: Option<&str>,
+    req: &Request<'_>,
 ) -> Result<Restored, RestoreError> {
+    let Request {
+        artifact,
+        container,
+        database,
+        helper_image,
+        ..
+    } = *req;
     let err = |step, reason: String| RestoreError {
         artifact: artifact.display().to_string(),
         container: container.to_string(),
@@ -84,12 +103,29 @@ pub async fn restore(
                 format!("{e}. Refusing to restore it"),
             )
         })?;
-    if manifest.stored.encrypted {
-        return Err(err(
-            "checking the artifact",
-            "the artifact is encrypted; this stowage cannot decrypt yet".into(),
-        ));
-    }
+    let decryption = if manifest.stored.encrypted {
+        if req.identities.is_empty() {
+            return Err(err(
+                "decrypting",
+                "the artifact is encrypted: give its identity file with --identity FILE (or set encryption.identity_files, or encryption.passphrase for a passphrase)".into(),
+            ));
+        }
+        // Open the header now, so a wrong key fails before anything reaches the database.
+        let ids = req.identities.clone();
+        let info = manifest.stored.encryption.clone();
+        let path = artifact.to_path_buf();
+        tokio::task::spawn_blocking(move || {
+            let file = File::open(&path).map_err(|e| e.to_string())?;
+            ids.open(io::BufReader::new(file), info.as_ref())
+                .map(|_| ())
+        })
+        .await
+        .map_err(|e| err("decrypting", e.to_string()))?
+        .map_err(|e| err("decrypting", e))?;
+        Some((req.identities.clone(), manifest.stored.encryption.clone()))
+    } else {
+        None
+    };
     let engine = registry.get(&manifest.engine).ok_or_else(|| {
         err(
             "choosing the engine",
@@ -173,7 +209,7 @@ pub async fn restore(
         let stream = ExecStream::start(docker, &site.container_id, &req)
             .await
             .map_err(|e| err("starting the restore", Failure::Exec(e).to_string()))?;
-        feed(stream, inv.stdin, artifact, &manifest, &tool)
+        feed(stream, inv.stdin, artifact, decryption, &manifest, &tool)
             .await
             .map_err(|(step, reason)| err(step, reason))
     }
@@ -194,6 +230,7 @@ async fn feed(
     mut stream: ExecStream,
     first: Option<Secret>,
     artifact: &Path,
+    decryption: Option<Decryption>,
     manifest: &Manifest,
     tool: &str,
 ) -> Result<(u64, Duration), (&'static str, String)> {
@@ -202,7 +239,7 @@ async fn feed(
     let mut stdin = stream.take_stdin().expect("requested a stdin");
     let (tx, mut rx) = mpsc::channel::<Bytes>(16);
     let path: PathBuf = artifact.to_path_buf();
-    let reader = tokio::task::spawn_blocking(move || decompress(&path, tx));
+    let reader = tokio::task::spawn_blocking(move || decompress(&path, decryption, tx));
     let feed = async {
         if let Some(line) = &first {
             stdin.write_all(line.expose().as_bytes()).await?;
@@ -256,9 +293,22 @@ async fn feed(
     Ok((raw_bytes, started.elapsed()))
 }
 
-/// Reads and decompresses the artifact into blocks; returns the raw size and sha256.
-fn decompress(path: &Path, tx: mpsc::Sender<Bytes>) -> io::Result<(u64, String)> {
-    let mut decoder = zstd::stream::read::Decoder::new(File::open(path)?)?;
+/// The keys for an encrypted artifact and what its manifest says about them.
+type Decryption = (Arc<Identities>, Option<EncryptionInfo>);
+
+/// Reads (decrypts) and decompresses the artifact into blocks; returns the raw size and
+/// sha256.
+fn decompress(
+    path: &Path,
+    decryption: Option<Decryption>,
+    tx: mpsc::Sender<Bytes>,
+) -> io::Result<(u64, String)> {
+    let file = io::BufReader::new(File::open(path)?);
+    let input: Box<dyn Read> = match decryption {
+        Some((ids, info)) => Box::new(ids.open(file, info.as_ref()).map_err(io::Error::other)?),
+        None => Box::new(file),
+    };
+    let mut decoder = zstd::stream::read::Decoder::new(input)?;
     let mut hasher = Sha256::new();
     let mut total = 0u64;
     loop {
