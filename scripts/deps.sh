@@ -2,7 +2,8 @@
 # Installs what the tests and benchmarks need beyond a Rust toolchain and a running Docker
 # engine, from Debian's packages: mmdebstrap (builds the test images), zstd (proves artifacts
 # are plain zstd), age (proves encrypted artifacts are standard age), procps, and stunnel4 and
-# openssl (the Docker-over-TLS test). Does nothing when they are already there.
+# openssl (the Docker-over-TLS test); and from crates.io, s3s-fs (a real S3 server for the
+# storage tests). Does nothing when they are already there.
 set -euo pipefail
 missing=()
 command -v mmdebstrap >/dev/null || missing+=(mmdebstrap)
@@ -19,4 +20,10 @@ if [ ${#missing[@]} -gt 0 ]; then
 	DEBIAN_FRONTEND=noninteractive "${sudo[@]}" apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
 fi
 command -v cargo >/dev/null || { echo "deps: cargo is missing: install a Rust toolchain (rustup) first" >&2; exit 1; }
+# A real S3-compatible server for the storage tests, from crates.io (later versions need a
+# newer rustc than some machines have; this one is known to work).
+if ! command -v s3s-fs >/dev/null; then
+	echo "deps: installing s3s-fs 0.14.1 from crates.io (a few minutes, once)"
+	cargo install --quiet --locked s3s-fs@0.14.1 --features binary
+fi
 docker info >/dev/null 2>&1 || { echo "deps: no Docker engine answers (docker info failed): start dockerd or set DOCKER_HOST" >&2; exit 1; }

@@ -27,6 +27,9 @@ use crate::helper::Site;
 use crate::labels;
 use crate::pipeline::{PipelineWriter, Settings};
 use crate::plan::{Databases, Target};
+use crate::prune;
+use crate::replicate;
+use crate::storage::Storages;
 
 /// How often progress is logged during a long dump.
 const PROGRESS_EVERY: Duration = Duration::from_secs(10);
@@ -44,6 +47,19 @@ pub struct Options {
     pub helper_image: Option<String>,
     /// The configured encryption, for targets that are encrypted.
     pub encryption: Option<Arc<Encryption>>,
+    /// The configured remote storages.
+    pub storages: Arc<Storages>,
+    /// Remove local copies once verified in every storage of their target.
+    pub remote_only: bool,
+}
+
+/// What a target's run did: one result per database, and the upload pass after a success.
+#[derive(Debug)]
+pub struct TargetRun {
+    /// One per database.
+    pub backups: Vec<Result<Outcome, BackupError>>,
+    /// The upload pass, when the target has storages and a backup succeeded.
+    pub replication: Option<replicate::Report>,
 }
 
 /// A committed artifact.
@@ -195,11 +211,7 @@ pub struct BackupError {
 
 /// Backs up every database a target selects: one artifact each. One database failing does
 /// not stop the others. Every outcome is logged here, with its timings or its full error.
-pub async fn backup_target(
-    docker: &Docker,
-    target: &Target,
-    opts: &Options,
-) -> Vec<Result<Outcome, BackupError>> {
+pub async fn backup_target(docker: &Docker, target: &Target, opts: &Options) -> TargetRun {
     let results = run_target(docker, target, opts).await;
     for result in &results {
         match result {
@@ -215,7 +227,65 @@ pub async fn backup_target(
             Err(e) => tracing::error!(target = %target.name, database = %e.database, "{e}"),
         }
     }
-    results
+    let mut replication = None;
+    if results.iter().any(Result::is_ok) {
+        apply_retention(target, opts).await;
+        if !target.storages.is_empty() {
+            replication = Some(replicate_target(target, opts).await);
+        }
+    }
+    TargetRun {
+        backups: results,
+        replication,
+    }
+}
+
+/// Uploads what the target's storages lack, applies retention there, and in remote-only
+/// mode removes verified local copies (see [`crate::replicate`]).
+pub async fn replicate_target(target: &Target, opts: &Options) -> replicate::Report {
+    let remotes: Vec<_> = target
+        .storages
+        .iter()
+        .filter_map(|n| opts.storages.get(n).cloned())
+        .collect();
+    let report = replicate::sync_target(
+        &opts.backup_dir,
+        &target.name,
+        &remotes,
+        &target.retention,
+        opts.remote_only,
+    )
+    .await;
+    if report.failures.is_empty() {
+        tracing::info!(target = %target.name, uploaded = report.uploaded, remote_deleted = report.pruned, local_removed = report.local_removed, "storages up to date");
+    }
+    report
+}
+
+/// Applies the target's retention policy after a successful backup. A failure is logged: the
+/// backup itself succeeded, and the next one tries again.
+async fn apply_retention(target: &Target, opts: &Options) {
+    if target.retention.is_empty() {
+        return;
+    }
+    let dir = opts.backup_dir.clone();
+    let name = target.name.clone();
+    let policy = target.retention.clone();
+    let result = tokio::task::spawn_blocking(move || {
+        let plan = prune::plan_target(&dir, &name, &policy, Utc::now())?;
+        prune::apply(&plan).map(|n| (n, plan.planned.len() - n))
+    })
+    .await
+    .map_err(std::io::Error::other)
+    .and_then(|r| r);
+    match result {
+        Ok((deleted, kept)) => {
+            tracing::info!(target = %target.name, policy = %target.retention, deleted, kept, "retention applied")
+        }
+        Err(e) => {
+            tracing::error!(target = %target.name, "retention could not be applied: {e}. Check the backup directory's permissions; the next backup tries again")
+        }
+    }
 }
 
 async fn run_target(

@@ -5,6 +5,7 @@
 //! container could not be planned, 2 usage or configuration errors). Human-readable results go
 //! to stdout, logs to stderr.
 
+use std::collections::{BTreeMap, BTreeSet};
 use std::path::PathBuf;
 use std::process::ExitCode;
 use std::sync::Arc;
@@ -20,7 +21,8 @@ use crate::engine::Registry;
 use crate::pipeline::Settings;
 use crate::plan::{self, Databases, Defaults, Entry, Target};
 use crate::schedule::Schedule;
-use crate::{artifact, catalog, daemon, discovery, docker, restore};
+use crate::storage::{self, Storages};
+use crate::{artifact, catalog, daemon, discovery, docker, prune, restore, retention};
 
 /// Backs up the databases in your Docker containers, found by their labels.
 #[derive(Debug, Parser)]
@@ -48,6 +50,21 @@ pub enum Command {
     Plan,
     /// List the artifacts in the backup directory (of some targets, or all).
     List {
+        /// Target names; all when none is given.
+        targets: Vec<String>,
+    },
+    /// Upload what the storages lack (failed uploads are retried this way, and by the
+    /// daemon), then apply retention there.
+    Upload {
+        /// Target names; all when none is given.
+        targets: Vec<String>,
+    },
+    /// Apply the retention policies: delete the artifacts no rule keeps (of some targets, or
+    /// all). Each target's policy is its stowage.retention label, else config `retention`.
+    Prune {
+        /// Print the plan (every artifact, kept or deleted, with the reasons); delete nothing.
+        #[arg(long)]
+        dry_run: bool,
         /// Target names; all when none is given.
         targets: Vec<String>,
     },
@@ -87,7 +104,9 @@ pub async fn run(cli: Cli) -> ExitCode {
         }
         Command::Plan => cmd_plan(cli.config).await,
         Command::Engines => cmd_engines(cli.config),
-        Command::List { targets } => cmd_list(cli.config, &targets),
+        Command::List { targets } => cmd_list(cli.config, &targets).await,
+        Command::Prune { dry_run, targets } => cmd_prune(cli.config, dry_run, &targets).await,
+        Command::Upload { targets } => cmd_upload(cli.config, &targets).await,
         Command::Restore {
             artifact,
             to,
@@ -126,6 +145,7 @@ struct Setup {
     docker: bollard::Docker,
     default_schedule: Schedule,
     encryption: Option<Arc<Encryption>>,
+    storages: Arc<Storages>,
 }
 
 async fn setup(config_path: Option<PathBuf>) -> anyhow::Result<Setup> {
@@ -134,6 +154,10 @@ async fn setup(config_path: Option<PathBuf>) -> anyhow::Result<Setup> {
     let encryption = Encryption::from_config(&config.encryption)
         .map_err(|e| anyhow::anyhow!("invalid configuration: {e}"))?
         .map(Arc::new);
+    let storages = Arc::new(
+        Storages::from_config(&config.storage)
+            .map_err(|e| anyhow::anyhow!("invalid configuration: {e}"))?,
+    );
     let docker = docker::connect().await?;
     let default_schedule = Schedule::parse(&config.schedule)?;
     Ok(Setup {
@@ -142,6 +166,7 @@ async fn setup(config_path: Option<PathBuf>) -> anyhow::Result<Setup> {
         docker,
         default_schedule,
         encryption,
+        storages,
     })
 }
 
@@ -151,6 +176,8 @@ impl Setup {
             registry: &self.registry,
             schedule: &self.default_schedule,
             encryption: self.encryption.is_some(),
+            retention: &self.config.retention,
+            storages: &self.storages,
         }
     }
 }
@@ -177,6 +204,8 @@ fn options(s: &Setup) -> Options {
         },
         helper_image: config.helper_image.clone(),
         encryption: s.encryption.clone(),
+        storages: s.storages.clone(),
+        remote_only: s.config.remote_only,
     }
 }
 
@@ -314,13 +343,15 @@ async fn cmd_backup(config_path: Option<PathBuf>, wanted: Vec<String>) -> anyhow
             backup::backup_target(docker, t, opts).await
         }
     });
-    for results in futures_util::future::join_all(runs).await {
-        for r in results {
+    for run in futures_util::future::join_all(runs).await {
+        for r in run.backups {
             match r {
                 Ok(o) => println!("{}", o.artifact.display()),
                 Err(_) => failed = true, // already logged with full context
             }
         }
+        // Failed uploads are logged with the storage and key, and retried next time.
+        failed |= run.replication.is_some_and(|r| !r.failures.is_empty());
     }
     Ok(if failed {
         ExitCode::FAILURE
@@ -341,6 +372,31 @@ async fn cmd_restore(
     files.extend(identity);
     let identities = Identities::load(&files, s.config.encryption.passphrase.as_ref())
         .map_err(|e| anyhow::anyhow!("{e}"))?;
+    // `STORAGE:TARGET/FILE` names a remote copy: fetch it (and its manifest) first.
+    let mut fetched = None;
+    let artifact = match remote_artifact(&s.storages, artifact) {
+        Some((remote, target, file)) => {
+            let dir = s
+                .config
+                .backup_dir
+                .join(format!(".restore-{}", std::process::id()));
+            std::fs::create_dir_all(&dir)
+                .with_context(|| format!("cannot create {}", dir.display()))?;
+            tracing::info!(storage = %remote.name, target, file, "downloading the artifact to restore");
+            let downloaded = remote.download(target, file, &dir).await;
+            fetched = Some(dir);
+            match downloaded {
+                Ok(p) => p,
+                Err(e) => {
+                    tracing::error!("{e}");
+                    let _ = std::fs::remove_dir_all(fetched.as_ref().expect("set above"));
+                    return Ok(ExitCode::FAILURE);
+                }
+            }
+        }
+        None => artifact.to_path_buf(),
+    };
+    let artifact = artifact.as_path();
     let req = restore::Request {
         artifact,
         container: to,
@@ -348,7 +404,11 @@ async fn cmd_restore(
         helper_image: s.config.helper_image.as_deref(),
         identities: Arc::new(identities),
     };
-    match restore::restore(&s.docker, &s.registry, &req).await {
+    let result = restore::restore(&s.docker, &s.registry, &req).await;
+    if let Some(dir) = fetched {
+        let _ = std::fs::remove_dir_all(dir);
+    }
+    match result {
         Ok(r) => {
             println!(
                 "restored {} ({}) into database {} of container {to} in {:.1}s",
@@ -364,6 +424,23 @@ async fn cmd_restore(
             Ok(ExitCode::FAILURE)
         }
     }
+}
+
+/// `STORAGE:TARGET/FILE` (as `stowage list` prints remote copies), when STORAGE is configured
+/// and no local file has that name.
+fn remote_artifact<'a>(
+    storages: &'a Storages,
+    arg: &'a std::path::Path,
+) -> Option<(&'a storage::Remote, &'a str, &'a str)> {
+    if arg.exists() {
+        return None;
+    }
+    let text = arg.to_str()?;
+    let (name, rest) = text.split_once(':')?;
+    let (target, file) = rest.split_once('/')?;
+    let remote = storages.get(name)?;
+    let safe = |s: &str| !s.is_empty() && !s.contains('/') && !s.starts_with('.');
+    (safe(target) && safe(file)).then_some((remote.as_ref(), target, file))
 }
 
 fn cmd_engines(config_path: Option<PathBuf>) -> anyhow::Result<ExitCode> {
@@ -417,39 +494,190 @@ fn load_catalog(
     Ok((config, listed))
 }
 
-fn cmd_list(config_path: Option<PathBuf>, targets: &[String]) -> anyhow::Result<ExitCode> {
+async fn cmd_list(config_path: Option<PathBuf>, targets: &[String]) -> anyhow::Result<ExitCode> {
     let (config, listed) = load_catalog(config_path, targets)?;
+    let storages = Storages::from_config(&config.storage)
+        .map_err(|e| anyhow::anyhow!("invalid configuration: {e}"))?;
+    // (target, file) → the storages holding a verified copy (its manifest is there).
+    let mut remote: BTreeMap<(String, String), Vec<String>> = BTreeMap::new();
+    for r in storages.all() {
+        let names = if targets.is_empty() {
+            r.targets().await
+        } else {
+            Ok(targets.to_vec())
+        };
+        let names = names.unwrap_or_else(|e| {
+            tracing::warn!("{e}; its copies are not shown");
+            vec![]
+        });
+        for t in names {
+            match r.list(&t).await {
+                Ok(objects) => {
+                    for name in objects.keys() {
+                        if let Some(file) = name.strip_suffix(artifact::MANIFEST_SUFFIX) {
+                            remote
+                                .entry((t.clone(), file.to_string()))
+                                .or_default()
+                                .push(r.name.clone());
+                        }
+                    }
+                }
+                Err(e) => tracing::warn!("{e}; its copies are not shown"),
+            }
+        }
+    }
     println!(
-        "{:<20} {:<17} {:<9} {:<16} {:>10}  {:<12} FILE",
-        "TARGET", "TIME (UTC)", "ENGINE", "DATABASE", "SIZE", "STATE"
+        "{:<20} {:<17} {:<9} {:<16} {:>10}  {:<12} {:<20} FILE",
+        "TARGET", "TIME (UTC)", "ENGINE", "DATABASE", "SIZE", "STATE", "COPIES"
     );
-    for l in &listed {
-        let (time, engine, database, size) = match &l.manifest {
-            Ok(m) => (
+    let row = |target: &str,
+               m: Option<&artifact::Manifest>,
+               state: &str,
+               copies: String,
+               file: String| {
+        let (time, engine, database, size) = match m {
+            Some(m) => (
                 m.started_at.format("%Y-%m-%d %H:%M").to_string(),
                 m.engine.clone(),
                 m.database.clone(),
                 human_bytes(m.stored.bytes),
             ),
-            Err(_) => ("?".into(), "?".into(), "?".into(), "?".into()),
+            None => ("?".into(), "?".into(), "?".into(), "?".into()),
         };
         println!(
-            "{:<20} {:<17} {:<9} {:<16} {:>10}  {:<12} {}",
-            l.target,
-            time,
-            engine,
-            database,
-            size,
+            "{target:<20} {time:<17} {engine:<9} {database:<16} {size:>10}  {state:<12} {copies:<20} {file}"
+        );
+    };
+    let mut count = listed.len();
+    for l in &listed {
+        let file = l
+            .path
+            .file_name()
+            .map(|n| n.to_string_lossy().into_owned())
+            .unwrap_or_default();
+        let mut copies = if l.file_exists {
+            vec!["local".to_string()]
+        } else {
+            vec![]
+        };
+        copies.extend(remote.remove(&(l.target.clone(), file)).unwrap_or_default());
+        row(
+            &l.target,
+            l.manifest.as_ref().ok(),
             l.state(),
-            l.path.display()
+            copies.join(","),
+            l.path.display().to_string(),
         );
     }
+    // Copies that exist only remotely (remote-only mode, or a lost backup directory).
+    for ((target, file), names) in remote {
+        let manifest = match storages.get(&names[0]) {
+            Some(r) => r.manifest(&target, &file).await.ok(),
+            None => None,
+        };
+        row(
+            &target,
+            manifest.as_ref(),
+            "remote",
+            names.join(","),
+            format!("{}:{target}/{file}", names[0]),
+        );
+        count += 1;
+    }
     println!(
-        "{} artifact(s) in {}",
-        listed.len(),
+        "{count} artifact(s); local copies in {}",
         config.backup_dir.display()
     );
     Ok(ExitCode::SUCCESS)
+}
+
+async fn cmd_upload(config_path: Option<PathBuf>, targets: &[String]) -> anyhow::Result<ExitCode> {
+    let s = setup(config_path).await?;
+    let _lock = lock_backup_dir(&s.config)?;
+    let opts = options(&s);
+    let mut failed = false;
+    for entry in discover_and_plan(&s).await? {
+        let Entry::Target(t) = entry else { continue };
+        if t.storages.is_empty() || (!targets.is_empty() && !targets.contains(&t.name)) {
+            continue;
+        }
+        let r = backup::replicate_target(&t, &opts).await;
+        println!(
+            "{}: {} uploaded, {} deleted remotely, {} failed",
+            t.name,
+            r.uploaded,
+            r.pruned,
+            r.failures.len()
+        );
+        failed |= !r.failures.is_empty();
+    }
+    Ok(if failed {
+        ExitCode::FAILURE
+    } else {
+        ExitCode::SUCCESS
+    })
+}
+
+async fn cmd_prune(
+    config_path: Option<PathBuf>,
+    dry_run: bool,
+    targets: &[String],
+) -> anyhow::Result<ExitCode> {
+    let s = setup(config_path).await?;
+    let _lock = lock_backup_dir(&s.config)?;
+    // Policies come from the containers' labels; a target whose container is gone gets the
+    // default policy.
+    let policies: BTreeMap<String, retention::Policy> = discover_and_plan(&s)
+        .await?
+        .into_iter()
+        .filter_map(|e| match e {
+            Entry::Target(t) => Some((t.name.clone(), t.retention.clone())),
+            Entry::Skipped(_) => None,
+        })
+        .collect();
+    let names: BTreeSet<String> = catalog::list(&s.config.backup_dir, targets)?
+        .into_iter()
+        .map(|l| l.target)
+        .collect();
+    let (mut deleting, mut kept, mut failed) = (0, 0, false);
+    for name in names {
+        let policy = policies.get(&name).unwrap_or(&s.config.retention);
+        let plan = prune::plan_target(&s.config.backup_dir, &name, policy, Utc::now())?;
+        println!("{name}: {}", plan.policy);
+        for p in &plan.planned {
+            let verdict = if p.decision.keep { "keep" } else { "delete" };
+            println!(
+                "  {verdict:<7} {}  {:<16} {:<40} {}",
+                p.manifest.started_at.format("%Y-%m-%d %H:%M"),
+                p.manifest.database,
+                p.decision.reasons.join(", "),
+                p.path.display()
+            );
+        }
+        for (path, why) in &plan.ignored {
+            println!("  ignore  {}: {why}", path.display());
+        }
+        let n = plan.deletions().count();
+        deleting += n;
+        kept += plan.planned.len() - n;
+        if !dry_run && n > 0 {
+            let plan = plan.clone();
+            if let Err(e) = tokio::task::spawn_blocking(move || prune::apply(&plan)).await? {
+                tracing::error!(target = %name, "could not delete: {e}");
+                failed = true;
+            }
+        }
+    }
+    if dry_run {
+        println!("{kept} kept, {deleting} would be deleted (dry run: nothing was deleted)");
+    } else {
+        println!("{kept} kept, {deleting} deleted");
+    }
+    Ok(if failed {
+        ExitCode::FAILURE
+    } else {
+        ExitCode::SUCCESS
+    })
 }
 
 async fn cmd_verify(config_path: Option<PathBuf>, targets: &[String]) -> anyhow::Result<ExitCode> {

@@ -6,6 +6,7 @@
 //! a typo never silently falls back to a default. This module reads configuration only; it
 //! talks to neither Docker nor the disk beyond the config file.
 
+use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
 use figment::Figment;
@@ -46,6 +47,15 @@ pub struct Config {
     /// age encryption of artifacts.
     #[serde(default)]
     pub encryption: Encryption,
+    /// Default retention policy (restic's rules), for targets without `stowage.retention`.
+    #[serde(default)]
+    pub retention: crate::retention::Policy,
+    /// Named remote storages (`[storage.NAME]`).
+    #[serde(default)]
+    pub storage: BTreeMap<String, crate::storage::StorageConfig>,
+    /// Remove local copies once they are verified in every storage of their target.
+    #[serde(default)]
+    pub remote_only: bool,
 }
 
 /// age encryption settings. See `config/stowage.toml`.
@@ -101,7 +111,21 @@ fn one_or_many_paths<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Vec<PathB
 
 /// Config keys whose last segment names a secret. For each, `STOWAGE_<KEY>_FILE` names a file
 /// holding the value (as Docker secrets provide), instead of the value itself.
-pub const SECRET_FIELDS: &[&str] = &["passphrase"];
+pub const SECRET_FIELDS: &[&str] = &[
+    "passphrase",
+    "secret_access_key",
+    "aws_secret_access_key",
+    "session_token",
+    "aws_session_token",
+    "token",
+    "azure_storage_account_key",
+    "account_key",
+    "access_key",
+    "client_secret",
+    "azure_client_secret",
+    "service_account_key",
+    "google_service_account_key",
+];
 
 /// The dotted config key a `STOWAGE_…_FILE` variable stands for, if it names a secret field:
 /// `ENCRYPTION__PASSPHRASE_FILE` → `encryption.passphrase`.
@@ -134,6 +158,13 @@ pub struct Daemon {
     pub max_concurrent: usize,
     /// Seconds running backups get to finish after SIGTERM.
     pub shutdown_grace: u64,
+    /// Seconds between passes that retry failed uploads (and apply remote retention).
+    #[serde(default = "default_upload_retry")]
+    pub upload_retry_interval: u64,
+}
+
+fn default_upload_retry() -> u64 {
+    900
 }
 
 /// A configuration that could not be loaded or is invalid.
@@ -311,14 +342,21 @@ mod tests {
             jail.create_file("pp", "s3cret phrase\n")?;
             jail.set_env("STOWAGE_ENCRYPTION__PASSPHRASE_FILE", "pp");
             jail.set_env("STOWAGE_ENCRYPTION__RECIPIENTS", "age1aaa, age1bbb age1ccc");
-            jail.set_env("STOWAGE_ENCRYPTION__IDENTITY_FILES", "/k/one.txt,/k/two.txt");
+            jail.set_env(
+                "STOWAGE_ENCRYPTION__IDENTITY_FILES",
+                "/k/one.txt,/k/two.txt",
+            );
             let c = Config::load(None).unwrap();
             assert_eq!(
                 c.encryption.passphrase.as_ref().map(Secret::expose),
                 Some("s3cret phrase")
             );
             assert_eq!(c.encryption.recipients, ["age1aaa", "age1bbb", "age1ccc"]);
-            assert_eq!(c.encryption.identity_files.len(), 2, "identity_files is not a secret");
+            assert_eq!(
+                c.encryption.identity_files.len(),
+                2,
+                "identity_files is not a secret"
+            );
             assert!(!format!("{c:?}").contains("s3cret"));
             jail.set_env("STOWAGE_ENCRYPTION__PASSPHRASE_FILE", "missing");
             let err = Config::load(None).unwrap_err().to_string();

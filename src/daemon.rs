@@ -8,6 +8,11 @@
 //! time. On shutdown it stops starting backups, gives running ones
 //! `daemon.shutdown_grace` seconds, then aborts the rest; an aborted backup's temp file is
 //! removed as its task is dropped, so no partial artifact is ever left under a final name.
+//!
+//! Every `daemon.upload_retry_interval` seconds (and once after start-up) each target with
+//! storages gets an upload pass ([`crate::replicate`]), which uploads what an earlier pass
+//! failed to and applies remote retention. It counts as a run of the target: never at the
+//! same time as its backup.
 
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::future::Future;
@@ -48,6 +53,9 @@ pub async fn run(
     let mut last_skips: BTreeMap<String, String> = BTreeMap::new();
     let discovery_every = Duration::from_secs(config.daemon.discovery_interval);
     let mut next_discovery = tokio::time::Instant::now();
+    let upload_every = Duration::from_secs(config.daemon.upload_retry_interval.max(1));
+    // The first pass waits for one discovery interval, so that start-up backups go first.
+    let mut next_upload = tokio::time::Instant::now() + discovery_every;
     tokio::pin!(shutdown);
     tracing::info!(backup_dir = %opts.backup_dir.display(), "stowage daemon started");
 
@@ -60,6 +68,8 @@ pub async fn run(
                         registry: &registry,
                         schedule: &default_schedule,
                         encryption: opts.encryption.is_some(),
+                        retention: &config.retention,
+                        storages: &opts.storages,
                     };
                     let entries = plan::plan(&containers, &defaults);
                     refresh(&mut targets, &mut last_skips, entries, Utc::now());
@@ -92,12 +102,31 @@ pub async fn run(
             });
             running.insert(task.id(), name.clone());
         }
+        if tokio::time::Instant::now() >= next_upload {
+            next_upload = tokio::time::Instant::now() + upload_every;
+            for (name, s) in &targets {
+                if s.target.storages.is_empty() || running.values().any(|r| r == name) {
+                    continue;
+                }
+                let (target, opts, permits) = (s.target.clone(), opts.clone(), permits.clone());
+                let task = tasks.spawn(async move {
+                    let _permit = permits
+                        .acquire_owned()
+                        .await
+                        .expect("the semaphore is never closed");
+                    backup::replicate_target(&target, &opts).await;
+                });
+                running.insert(task.id(), name.clone());
+            }
+        }
         let next_due = targets
             .values()
             .filter_map(|s| s.next)
             .min()
             .map(|t| (t - Utc::now()).to_std().unwrap_or_default());
-        let until_discovery = next_discovery.saturating_duration_since(tokio::time::Instant::now());
+        let until_discovery = next_discovery
+            .min(next_upload)
+            .saturating_duration_since(tokio::time::Instant::now());
         let wait = next_due.map_or(until_discovery, |d| d.min(until_discovery));
         tokio::select! {
             _ = &mut shutdown => break,

@@ -27,8 +27,16 @@ pub const BAKTAINER: [(&str, &str); 6] = [
 pub const BAKTAINER_ENABLE: &str = "baktainer.backup";
 
 /// Labels with a fixed meaning; any other `stowage.<key>` is an engine variable.
-pub const CORE_KEYS: [&str; 7] = [
-    "enable", "engine", "name", "schedule", "database", "instance", "encrypt",
+pub const CORE_KEYS: [&str; 9] = [
+    "enable",
+    "engine",
+    "name",
+    "schedule",
+    "database",
+    "instance",
+    "encrypt",
+    "retention",
+    "storage",
 ];
 
 /// The parsed labels of one container.
@@ -46,6 +54,10 @@ pub struct Labels {
     pub database: Option<String>,
     /// `stowage.encrypt`: encrypt this target's artifacts (default: when keys are configured).
     pub encrypt: Option<bool>,
+    /// `stowage.retention`: this target's retention policy, replacing the default.
+    pub retention: Option<String>,
+    /// `stowage.storage`: the storages this target goes to (`none`, or names).
+    pub storage: Option<String>,
     /// Every other `stowage.<key>` label: engine variables such as `user`, `password`,
     /// `password_file`. Keys without the prefix.
     pub vars: BTreeMap<String, LabelValue>,
@@ -131,6 +143,8 @@ impl Labels {
             match short.as_str() {
                 "enable" => out.enable = parse_bool(key, &value)?,
                 "encrypt" => out.encrypt = Some(parse_bool(key, &value)?),
+                "retention" => out.retention = Some(value),
+                "storage" => out.storage = Some(value),
                 "engine" => out.engine = Some(value.to_ascii_lowercase()),
                 "name" => {
                     check_name(key, &value)?;

@@ -13,7 +13,9 @@ use chrono::{DateTime, Utc};
 use crate::discovery::ContainerInfo;
 use crate::engine::{Chosen, Engine, Registry, choose_vars};
 use crate::labels::{self, Labels};
+use crate::retention::Policy;
 use crate::schedule::Schedule;
+use crate::storage::Storages;
 
 /// Which databases a target's backup covers.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -43,6 +45,10 @@ pub struct Target {
     pub schedule: Schedule,
     /// Whether its artifacts are encrypted.
     pub encrypt: bool,
+    /// Which of its artifacts are kept.
+    pub retention: Policy,
+    /// The storages its artifacts are uploaded to.
+    pub storages: Vec<String>,
     /// Things the user should fix that do not stop the backup.
     pub warnings: Vec<String>,
 }
@@ -113,6 +119,10 @@ pub struct Defaults<'a> {
     pub schedule: &'a Schedule,
     /// Whether encryption keys are configured (then targets are encrypted by default).
     pub encryption: bool,
+    /// Config `retention`.
+    pub retention: &'a Policy,
+    /// The configured storages.
+    pub storages: &'a Storages,
 }
 
 fn plan_one(c: &ContainerInfo, defaults: &Defaults) -> Result<Target, Skip> {
@@ -248,6 +258,31 @@ fn plan_one(c: &ContainerInfo, defaults: &Defaults) -> Result<Target, Skip> {
         Some(e) => e,
         None => defaults.encryption,
     };
+    let retention = match &labels.retention {
+        Some(text) => Policy::parse_label(text)
+            .map_err(|e| skip(format!("label stowage.retention={text:?}: {e}"), true))?,
+        None => defaults.retention.clone(),
+    };
+    let storages = match labels.storage.as_deref().map(str::trim) {
+        None => defaults.storages.defaults(),
+        Some("none") => vec![],
+        Some(list) => {
+            let names: Vec<String> = list
+                .split(',')
+                .map(|s| s.trim().to_string())
+                .filter(|s| !s.is_empty())
+                .collect();
+            if let Some(unknown) = names.iter().find(|n| defaults.storages.get(n).is_none()) {
+                return Err(skip(
+                    format!(
+                        "label stowage.storage names {unknown:?}, which is not configured (storage.{unknown} in the config)"
+                    ),
+                    true,
+                ));
+            }
+            names
+        }
+    };
     Ok(Target {
         name,
         container: c.clone(),
@@ -256,6 +291,8 @@ fn plan_one(c: &ContainerInfo, defaults: &Defaults) -> Result<Target, Skip> {
         vars,
         schedule,
         encrypt,
+        retention,
+        storages,
         warnings,
     })
 }
@@ -296,6 +333,8 @@ mod tests {
                 registry: &Registry::builtin().unwrap(),
                 schedule: &Schedule::parse("0 3 * * *").unwrap(),
                 encryption,
+                retention: &Policy::parse_label("daily=7").unwrap(),
+                storages: &Storages::default(),
             },
         )
     }

@@ -23,10 +23,24 @@ impl Secret {
     }
 }
 
-/// Read from config as a plain string; there is deliberately no `Serialize`.
+/// Read from config as a string; a number or boolean (as an environment variable like
+/// `…__ALLOW_HTTP=true` parses) becomes its text. There is deliberately no `Serialize`.
 impl<'de> serde::Deserialize<'de> for Secret {
     fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-        String::deserialize(d).map(Self)
+        #[derive(serde::Deserialize)]
+        #[serde(untagged)]
+        enum Scalar {
+            Text(String),
+            Bool(bool),
+            Int(i64),
+            Float(f64),
+        }
+        Ok(Self(match Scalar::deserialize(d)? {
+            Scalar::Text(s) => s,
+            Scalar::Bool(b) => b.to_string(),
+            Scalar::Int(i) => i.to_string(),
+            Scalar::Float(f) => f.to_string(),
+        }))
     }
 }
 

@@ -680,3 +680,149 @@ impl SqliteApp {
         self.app(&["count", "/data/app.db"]).trim().parse().unwrap()
     }
 }
+
+/// A real S3-compatible server: s3s-fs (from crates.io, installed by scripts/deps.sh),
+/// storing objects as files under `root/<bucket>/<key>`.
+pub struct S3Server {
+    pub root: PathBuf,
+    pub port: u16,
+    child: Option<std::process::Child>,
+}
+
+pub const S3_ACCESS_KEY: &str = "stowage-test";
+pub const S3_SECRET_KEY: &str = "s3cret-key-for-tests";
+pub const S3_BUCKET: &str = "backups";
+
+/// A TCP port that was free a moment ago.
+pub fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+impl S3Server {
+    /// Starts a server with an empty bucket `S3_BUCKET`.
+    pub fn start(root: &Path) -> S3Server {
+        std::fs::create_dir_all(root.join(S3_BUCKET)).unwrap();
+        let mut s = S3Server {
+            root: root.to_path_buf(),
+            port: free_port(),
+            child: None,
+        };
+        s.restart();
+        s
+    }
+
+    /// (Re)starts the server on the same port and directory.
+    pub fn restart(&mut self) {
+        self.stop();
+        let bin = std::env::var("S3S_FS").unwrap_or_else(|_| "s3s-fs".into());
+        let child = Command::new(&bin)
+            .args(["--host", "127.0.0.1", "--port", &self.port.to_string()])
+            .args(["--access-key", S3_ACCESS_KEY, "--secret-key", S3_SECRET_KEY])
+            .arg(&self.root)
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap_or_else(|e| panic!("{bin}: {e} (scripts/deps.sh installs s3s-fs)"));
+        self.child = Some(child);
+        let deadline = Instant::now() + Duration::from_secs(20);
+        while std::net::TcpStream::connect(("127.0.0.1", self.port)).is_err() {
+            assert!(Instant::now() < deadline, "s3s-fs did not start");
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+
+    /// Kills the server (as a crash would).
+    pub fn stop(&mut self) {
+        if let Some(mut c) = self.child.take() {
+            let _ = c.kill();
+            let _ = c.wait();
+        }
+    }
+
+    /// The object files under the bucket, relative, sorted.
+    pub fn objects(&self) -> Vec<String> {
+        files_under(&self.root.join(S3_BUCKET))
+    }
+
+    /// Environment for stowage: storage `offsite` at `endpoint_port` (this server, or a
+    /// forwarder in front of it), the secret key read from a file.
+    pub fn stowage_env(&self, endpoint_port: u16, secret_file: &Path) -> Vec<(String, String)> {
+        std::fs::write(secret_file, format!("{S3_SECRET_KEY}\n")).unwrap();
+        let o = "STOWAGE_STORAGE__OFFSITE__OPTIONS__";
+        vec![
+            (
+                "STOWAGE_STORAGE__OFFSITE__URL".into(),
+                format!("s3://{S3_BUCKET}/stowage"),
+            ),
+            (
+                format!("{o}ENDPOINT"),
+                format!("http://127.0.0.1:{endpoint_port}"),
+            ),
+            (format!("{o}ALLOW_HTTP"), "true".into()),
+            (format!("{o}REGION"), "us-east-1".into()),
+            (format!("{o}ACCESS_KEY_ID"), S3_ACCESS_KEY.into()),
+            (
+                format!("{o}SECRET_ACCESS_KEY_FILE"),
+                secret_file.display().to_string(),
+            ),
+            ("STOWAGE_STORAGE__OFFSITE__MAX_RETRIES".into(), "2".into()),
+            (
+                "STOWAGE_STORAGE__OFFSITE__RETRY_TIMEOUT".into(),
+                "10".into(),
+            ),
+        ]
+    }
+}
+
+impl Drop for S3Server {
+    fn drop(&mut self) {
+        self.stop();
+    }
+}
+
+/// A TCP forwarder in front of a server that counts the bytes clients send, so a test can
+/// act at a known point of an upload.
+pub struct Forwarder {
+    pub port: u16,
+    pub sent: std::sync::Arc<std::sync::atomic::AtomicU64>,
+}
+
+impl Forwarder {
+    pub fn start(to_port: u16) -> Forwarder {
+        use std::sync::atomic::Ordering;
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let port = listener.local_addr().unwrap().port();
+        let sent = std::sync::Arc::new(std::sync::atomic::AtomicU64::new(0));
+        let counter = sent.clone();
+        std::thread::spawn(move || {
+            for client in listener.incoming().flatten() {
+                let Ok(server) = std::net::TcpStream::connect(("127.0.0.1", to_port)) else {
+                    continue; // the server is down: the client sees the connection close
+                };
+                let (mut c_read, mut s_write) =
+                    (client.try_clone().unwrap(), server.try_clone().unwrap());
+                let (mut s_read, mut c_write) = (server, client);
+                let counter = counter.clone();
+                std::thread::spawn(move || {
+                    let mut buf = [0u8; 64 * 1024];
+                    while let Ok(n) = std::io::Read::read(&mut c_read, &mut buf) {
+                        if n == 0 || std::io::Write::write_all(&mut s_write, &buf[..n]).is_err() {
+                            break;
+                        }
+                        counter.fetch_add(n as u64, Ordering::SeqCst);
+                    }
+                    let _ = s_write.shutdown(std::net::Shutdown::Both);
+                });
+                std::thread::spawn(move || {
+                    let _ = std::io::copy(&mut s_read, &mut c_write);
+                    let _ = c_write.shutdown(std::net::Shutdown::Both);
+                });
+            }
+        });
+        Forwarder { port, sent }
+    }
+}
