@@ -11,13 +11,19 @@
 //! - [`engine`]: engine specs (`engines/*.toml`) and their interpreter.
 //! - [`plan`]: containers → targets (or skip reasons), a pure function.
 //! - [`schedule`]: cron schedules and next run times.
+//! - [`helper`]: where commands run: the target, or a helper container with its volumes.
 //! - [`exec`]: argv commands in containers, stdout streamed with backpressure.
-//! - [`pipeline`]: sha256 · zstd · sha256 → file, on a bounded channel.
+//! - [`pipeline`]: sha256 · zstd · (age) · sha256 → file, on a bounded channel.
+//! - [`encryption`]: age recipients, passphrase and identities.
 //! - [`artifact`]: file names, temp files, atomic commit, manifests, crash clean-up.
 //! - [`backup`]: one target's backup, step by step, with contextual errors.
+//! - [`retention`]: restic's keep rules, a pure function.
+//! - [`prune`]: retention applied to the backup directory.
+//! - [`storage`]: remote object stores: verified uploads, listing, deletion.
+//! - [`replicate`]: a target's artifacts to its storages, and remote retention.
 //! - [`catalog`]: what is in the backup directory; listing and verification.
 //! - [`restore`]: an artifact back into a container, verified first, streamed into stdin.
-//! - [`daemon`]: `stowage run`'s loop: re-discovery, schedules, concurrency, shutdown.
+//! - [`daemon`]: `stowage run`'s loop: re-discovery, schedules, uploads, shutdown.
 //! - [`cli`]: the command line (the binary's edge).
 //! - [`secret`]: the redacting wrapper for secret strings.
 

@@ -327,6 +327,14 @@ mod tests {
     }
 
     fn plan_with(containers: &[ContainerInfo], encryption: bool) -> Vec<Entry> {
+        plan_full(containers, encryption, &Storages::default())
+    }
+
+    fn plan_full(
+        containers: &[ContainerInfo],
+        encryption: bool,
+        storages: &Storages,
+    ) -> Vec<Entry> {
         plan(
             containers,
             &Defaults {
@@ -334,9 +342,63 @@ mod tests {
                 schedule: &Schedule::parse("0 3 * * *").unwrap(),
                 encryption,
                 retention: &Policy::parse_label("daily=7").unwrap(),
-                storages: &Storages::default(),
+                storages,
             },
         )
+    }
+
+    #[test]
+    fn storages_and_retention_by_label() {
+        let dir = std::env::temp_dir().join(format!("stowage-plan-st-{}", std::process::id()));
+        let config = |default: bool| crate::storage::StorageConfig {
+            url: format!("file://{}", dir.display()),
+            options: Default::default(),
+            default,
+            verify_readback: true,
+            max_retries: 0,
+            retry_timeout: 1,
+        };
+        let storages = Storages::from_config(
+            &[
+                ("main".to_string(), config(true)),
+                ("usb".to_string(), config(false)),
+            ]
+            .into_iter()
+            .collect(),
+        )
+        .unwrap();
+        let on = ("stowage.enable", "true");
+        let pg = |name: &str, extra: &[(&str, &str)]| {
+            let mut labels = vec![on];
+            labels.extend_from_slice(extra);
+            c(name, "postgres:16", "running", &labels, &[])
+        };
+        let entries = plan_full(
+            &[
+                pg("a", &[]),
+                pg("b", &[("stowage.storage", "usb, main")]),
+                pg(
+                    "c",
+                    &[("stowage.storage", "none"), ("stowage.retention", "last=3")],
+                ),
+                pg("d", &[("stowage.storage", "tape")]),
+                pg("e", &[("stowage.retention", "daily")]),
+            ],
+            false,
+            &storages,
+        );
+        let target = |i: usize| match &entries[i] {
+            Entry::Target(t) => t.clone(),
+            Entry::Skipped(s) => panic!("{}: {}", s.container, s.reason),
+        };
+        assert_eq!(target(0).storages, ["main"], "only default storages");
+        assert_eq!(target(0).retention.to_string(), "daily=7");
+        assert_eq!(target(1).storages, ["usb", "main"]);
+        assert!(target(2).storages.is_empty());
+        assert_eq!(target(2).retention.keep_last, 3);
+        assert!(skip_reason(&entries[3]).contains("\"tape\", which is not configured"));
+        assert!(skip_reason(&entries[4]).contains("stowage.retention"));
+        std::fs::remove_dir_all(&dir).ok();
     }
 
     #[test]

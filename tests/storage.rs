@@ -1,6 +1,7 @@
-//! Remote storage against a real S3-compatible server (s3s-fs, from crates.io): uploads after
-//! each backup, verified; `stowage list` shows local and remote copies; retention applies
-//! remotely too; remote-only mode removes local copies. And the server killed in the middle of
+//! Remote storage against a real S3-compatible server (s3s-fs, from crates.io), next to a
+//! `file://` storage that only a label selects: uploads after each backup, verified; `stowage
+//! list` shows local and remote copies; retention applies remotely too; remote-only mode
+//! removes local copies, and such an artifact restores straight from the storage. And the server killed in the middle of
 //! a multipart upload: nothing appears under the final key, the local copy is kept, and the
 //! next backup completes the upload.
 
@@ -48,9 +49,16 @@ fn uploads_list_remote_retention_and_remote_only() {
     let s3_root = Scratch::new("s3-root");
     let secrets = Scratch::new("s3-secret");
     let s3 = S3Server::start(s3_root.path());
-    let env = s3.stowage_env(s3.port, &secrets.path().join("key"));
+    let usb = Scratch::new("s3-usb");
+    let mut env = s3.stowage_env(s3.port, &secrets.path().join("key"));
+    env.push((
+        "STOWAGE_STORAGE__USB__URL".into(),
+        format!("file://{}", usb.path().display()),
+    ));
+    env.push(("STOWAGE_STORAGE__USB__DEFAULT".into(), "false".into()));
     let mut labels = target_labels(&instance);
     labels.push(("stowage.retention", "last=2".into()));
+    labels.push(("stowage.storage", "offsite,usb".into()));
     let pg = Pg::start(
         "s3",
         PgOptions {
@@ -93,6 +101,11 @@ fn uploads_list_remote_retention_and_remote_only() {
         .collect();
     expected.sort();
     assert_eq!(remote_files(&s3, &target), expected);
+    assert_eq!(
+        files_under(&usb.path().join(&target)),
+        expected,
+        "the label's second storage"
+    );
     assert!(!Path::new(&made[0]).exists() && Path::new(&made[2]).exists());
     // The remote copy is the local file, byte for byte.
     let remote = s3
@@ -110,7 +123,7 @@ fn uploads_list_remote_retention_and_remote_only() {
     assert_eq!(code, 0);
     let row = listing.lines().find(|l| l.contains(&names[2])).unwrap();
     assert!(
-        row.contains(" ok ") && row.contains("local,offsite"),
+        row.contains(" ok ") && row.contains("local,offsite,usb"),
         "{listing}"
     );
 
