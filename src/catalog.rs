@@ -85,6 +85,16 @@ pub fn list(backup_dir: &Path, targets: &[String]) -> io::Result<Vec<Listed>> {
     Ok(out)
 }
 
+/// When the newest artifact of `target` with a readable manifest was started, if any.
+pub fn newest(backup_dir: &Path, target: &str) -> Option<chrono::DateTime<chrono::Utc>> {
+    list(backup_dir, &[target.to_string()])
+        .ok()?
+        .into_iter()
+        .filter(|l| l.file_exists)
+        .filter_map(|l| l.manifest.ok().map(|m| m.started_at))
+        .max()
+}
+
 /// Why an artifact failed verification.
 #[derive(Debug, thiserror::Error)]
 pub enum VerifyError {

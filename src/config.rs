@@ -40,6 +40,9 @@ pub struct Config {
     pub helper_image: Option<String>,
     /// Default cron schedule for targets without a `stowage.schedule` label.
     pub schedule: String,
+    /// IANA time zone schedules are evaluated in; unset: `TZ`, else UTC.
+    #[serde(default)]
+    pub timezone: Option<String>,
     /// How dumps are compressed.
     pub compression: Compression,
     /// How `stowage run` behaves.
@@ -161,6 +164,19 @@ pub struct Daemon {
     /// Seconds between passes that retry failed uploads (and apply remote retention).
     #[serde(default = "default_upload_retry")]
     pub upload_retry_interval: u64,
+    /// Up to this many seconds are added to each scheduled time, fixed per target and time.
+    #[serde(default)]
+    pub jitter: u64,
+    /// Seconds a backup may take before it is aborted (0: no limit).
+    #[serde(default = "default_backup_timeout")]
+    pub backup_timeout: u64,
+    /// Runs missed while stowage was down: `skip` or `run-once`.
+    #[serde(default)]
+    pub missed_runs: crate::scheduler::MissedRuns,
+}
+
+fn default_backup_timeout() -> u64 {
+    6 * 3600
 }
 
 fn default_upload_retry() -> u64 {
@@ -199,6 +215,22 @@ pub enum ConfigError {
 }
 
 impl Config {
+    /// The time zone schedules use: `timezone`, else `TZ`, else UTC.
+    pub fn zone(&self) -> Result<chrono_tz::Tz, ConfigError> {
+        crate::schedule::zone(self.timezone.as_deref()).map_err(|reason| ConfigError::Invalid {
+            key: "timezone",
+            reason,
+        })
+    }
+
+    /// The default schedule, in the configured zone.
+    pub fn default_schedule(&self) -> Result<Schedule, ConfigError> {
+        Schedule::parse_in(&self.schedule, self.zone()?).map_err(|e| ConfigError::Invalid {
+            key: "schedule",
+            reason: e.to_string(),
+        })
+    }
+
     /// Loads defaults < file < environment. `path` overrides `STOWAGE_CONFIG`.
     pub fn load(path: Option<&Path>) -> Result<Self, ConfigError> {
         let (file, explicit) = match path {
@@ -274,7 +306,8 @@ impl Config {
                 reason: e.reason,
             });
         }
-        if let Err(e) = Schedule::parse(&self.schedule) {
+        let zone = self.zone()?;
+        if let Err(e) = Schedule::parse_in(&self.schedule, zone) {
             return Err(ConfigError::Invalid {
                 key: "schedule",
                 reason: e.to_string(),

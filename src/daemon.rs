@@ -2,10 +2,10 @@
 //!
 //! Every `daemon.discovery_interval` seconds it re-discovers labelled containers and re-plans,
 //! so containers that appear, disappear or change labels are followed without a restart.
-//! Each target's next run is computed from its schedule; due targets start as tasks, at most
-//! `daemon.max_concurrent` at once and never two for one target. Runs missed while stowage was
-//! not running are not made up: after a start, each target first runs at its next scheduled
-//! time. On shutdown it stops starting backups, gives running ones
+//! [`crate::scheduler`] decides what is due (schedules in the configured zone, jitter, the
+//! missed-run policy); due targets start as tasks, at most `daemon.max_concurrent` at once and
+//! never two for one target. A backup that runs longer than `daemon.backup_timeout` is aborted
+//! like one at shutdown. On shutdown it stops starting backups, gives running ones
 //! `daemon.shutdown_grace` seconds, then aborts the rest; an aborted backup's temp file is
 //! removed as its task is dropped, so no partial artifact is ever left under a final name.
 //!
@@ -29,12 +29,7 @@ use crate::config::Config;
 use crate::discovery;
 use crate::engine::Registry;
 use crate::plan::{self, Entry, Target};
-use crate::schedule::Schedule;
-
-struct Scheduled {
-    target: Arc<Target>,
-    next: Option<DateTime<Utc>>,
-}
+use crate::scheduler::{Change, Scheduler};
 
 /// Runs until `shutdown` completes, then drains as described in the module doc.
 pub async fn run(
@@ -44,9 +39,11 @@ pub async fn run(
     opts: Options,
     shutdown: impl Future<Output = ()>,
 ) {
-    let default_schedule = Schedule::parse(&config.schedule).expect("validated with the config");
+    let default_schedule = config
+        .default_schedule()
+        .expect("validated with the config");
     let permits = Arc::new(Semaphore::new(config.daemon.max_concurrent));
-    let mut targets: BTreeMap<String, Scheduled> = BTreeMap::new();
+    let mut scheduler = Scheduler::new(config.daemon.jitter, config.daemon.missed_runs);
     // Running backups by task, so a task that panics still frees its target.
     let mut running: HashMap<tokio::task::Id, String> = HashMap::new();
     let mut tasks: JoinSet<()> = JoinSet::new();
@@ -56,8 +53,10 @@ pub async fn run(
     let upload_every = Duration::from_secs(config.daemon.upload_retry_interval.max(1));
     // The first pass waits for one discovery interval, so that start-up backups go first.
     let mut next_upload = tokio::time::Instant::now() + discovery_every;
+    let timeout = (config.daemon.backup_timeout > 0)
+        .then(|| Duration::from_secs(config.daemon.backup_timeout));
     tokio::pin!(shutdown);
-    tracing::info!(backup_dir = %opts.backup_dir.display(), "stowage daemon started");
+    tracing::info!(backup_dir = %opts.backup_dir.display(), zone = %default_schedule.zone(), "stowage daemon started");
 
     loop {
         if tokio::time::Instant::now() >= next_discovery {
@@ -72,7 +71,12 @@ pub async fn run(
                         storages: &opts.storages,
                     };
                     let entries = plan::plan(&containers, &defaults);
-                    refresh(&mut targets, &mut last_skips, entries, Utc::now());
+                    let targets = log_skips(&mut last_skips, entries);
+                    let dir = opts.backup_dir.clone();
+                    let changes = scheduler.update(targets, Utc::now(), |name| {
+                        crate::catalog::newest(&dir, name)
+                    });
+                    log_changes(&scheduler, &changes);
                 }
                 Err(e) => tracing::error!(
                     "{e}; keeping the previous targets and trying again in {}s",
@@ -80,35 +84,36 @@ pub async fn run(
                 ),
             }
         }
-        let now = Utc::now();
-        for (name, s) in targets.iter_mut() {
-            let Some(due) = s.next else { continue };
-            if due > now || running.values().any(|r| r == name) {
-                continue;
-            }
-            s.next = s.target.next_run(now);
-            let (docker, target, opts, permits) = (
-                docker.clone(),
-                s.target.clone(),
-                opts.clone(),
-                permits.clone(),
-            );
+        let busy: HashSet<String> = running.values().cloned().collect();
+        for target in scheduler.take_due(Utc::now(), &busy) {
+            let (docker, opts, permits) = (docker.clone(), opts.clone(), permits.clone());
+            let name = target.name.clone();
             let task = tasks.spawn(async move {
                 let _permit = permits
                     .acquire_owned()
                     .await
                     .expect("the semaphore is never closed");
-                backup::backup_target(&docker, &target, &opts).await;
+                let run = backup::backup_target(&docker, &target, &opts);
+                match timeout {
+                    Some(limit) => {
+                        if tokio::time::timeout(limit, run).await.is_err() {
+                            tracing::error!(target = %target.name, seconds = limit.as_secs(), "backup timed out and was aborted; it leaves no artifact. Raise daemon.backup_timeout if this database needs longer");
+                        }
+                    }
+                    None => {
+                        run.await;
+                    }
+                }
             });
-            running.insert(task.id(), name.clone());
+            running.insert(task.id(), name);
         }
         if tokio::time::Instant::now() >= next_upload {
             next_upload = tokio::time::Instant::now() + upload_every;
-            for (name, s) in &targets {
-                if s.target.storages.is_empty() || running.values().any(|r| r == name) {
+            for (name, slot) in scheduler.slots() {
+                if slot.target.storages.is_empty() || running.values().any(|r| r == name) {
                     continue;
                 }
-                let (target, opts, permits) = (s.target.clone(), opts.clone(), permits.clone());
+                let (target, opts, permits) = (slot.target.clone(), opts.clone(), permits.clone());
                 let task = tasks.spawn(async move {
                     let _permit = permits
                         .acquire_owned()
@@ -119,10 +124,8 @@ pub async fn run(
                 running.insert(task.id(), name.clone());
             }
         }
-        let next_due = targets
-            .values()
-            .filter_map(|s| s.next)
-            .min()
+        let next_due = scheduler
+            .next_wake()
             .map(|t| (t - Utc::now()).to_std().unwrap_or_default());
         let until_discovery = next_discovery
             .min(next_upload)
@@ -165,42 +168,13 @@ pub async fn run(
     tracing::info!("stowage daemon stopped");
 }
 
-/// Applies a new plan: adds, updates and removes targets, logging what changed.
-fn refresh(
-    targets: &mut BTreeMap<String, Scheduled>,
-    last_skips: &mut BTreeMap<String, String>,
-    entries: Vec<Entry>,
-    now: DateTime<Utc>,
-) {
-    let mut seen = HashSet::new();
+/// Logs skipped containers when their reason changes; returns the targets.
+fn log_skips(last_skips: &mut BTreeMap<String, String>, entries: Vec<Entry>) -> Vec<Arc<Target>> {
     let mut skips = BTreeMap::new();
+    let mut targets = Vec::new();
     for entry in entries {
         match entry {
-            Entry::Target(t) => {
-                seen.insert(t.name.clone());
-                let t: Arc<Target> = Arc::from(t);
-                match targets.get_mut(&t.name) {
-                    Some(s) => {
-                        let changed = s.target.schedule.as_str() != t.schedule.as_str();
-                        if changed {
-                            s.next = t.next_run(now);
-                            tracing::info!(target = %t.name, schedule = t.schedule.as_str(), "schedule changed");
-                        }
-                        s.target = t;
-                    }
-                    None => {
-                        let next = t.next_run(now);
-                        tracing::info!(
-                            target = %t.name, container = %t.container.name, engine = t.engine.name(),
-                            schedule = t.schedule.as_str(), next_run = ?next, "target added"
-                        );
-                        for w in &t.warnings {
-                            tracing::warn!(target = %t.name, "{w}");
-                        }
-                        targets.insert(t.name.clone(), Scheduled { target: t, next });
-                    }
-                }
-            }
+            Entry::Target(t) => targets.push(Arc::from(t)),
             Entry::Skipped(s) => {
                 if last_skips.get(&s.container) != Some(&s.reason) {
                     if s.is_error {
@@ -213,12 +187,33 @@ fn refresh(
             }
         }
     }
-    targets.retain(|name, _| {
-        let keep = seen.contains(name);
-        if !keep {
-            tracing::info!(target = %name, "target removed");
-        }
-        keep
-    });
     *last_skips = skips;
+    targets
+}
+
+/// Logs what a re-plan changed in the schedule.
+fn log_changes(scheduler: &Scheduler, changes: &[Change]) {
+    let when = |t: Option<DateTime<Utc>>| t.map(|t| t.to_rfc3339());
+    for change in changes {
+        match change {
+            Change::Added(name, _) | Change::CatchUp(name) => {
+                let Some(slot) = scheduler.slots().get(name) else {
+                    continue;
+                };
+                let t = &slot.target;
+                tracing::info!(
+                    target = %name, container = %t.container.name, engine = t.engine.name(),
+                    schedule = t.schedule.as_str(), next_run = ?when(slot.due),
+                    catch_up = matches!(change, Change::CatchUp(_)), "target added"
+                );
+                for w in &t.warnings {
+                    tracing::warn!(target = %name, "{w}");
+                }
+            }
+            Change::Rescheduled(name, due) => {
+                tracing::info!(target = %name, next_run = ?when(*due), "schedule changed");
+            }
+            Change::Removed(name) => tracing::info!(target = %name, "target removed"),
+        }
+    }
 }

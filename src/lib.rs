@@ -10,7 +10,8 @@
 //! - [`labels`]: the `stowage.*` label vocabulary and value checks.
 //! - [`engine`]: engine specs (`engines/*.toml`) and their interpreter.
 //! - [`plan`]: containers → targets (or skip reasons), a pure function.
-//! - [`schedule`]: cron schedules and next run times.
+//! - [`schedule`]: cron schedules and next run times, in a time zone.
+//! - [`scheduler`]: what is due when: jitter, missed runs, one run per target.
 //! - [`helper`]: where commands run: the target, or a helper container with its volumes.
 //! - [`exec`]: argv commands in containers, stdout streamed with backpressure.
 //! - [`pipeline`]: sha256 · zstd · (age) · sha256 → file, on a bounded channel.
@@ -47,5 +48,6 @@ pub mod replicate;
 pub mod restore;
 pub mod retention;
 pub mod schedule;
+pub mod scheduler;
 pub mod secret;
 pub mod storage;

@@ -159,9 +159,8 @@ fn plan_one(c: &ContainerInfo, defaults: &Defaults) -> Result<Target, Skip> {
         })?,
     };
     let schedule = match &labels.schedule {
-        Some(s) => {
-            Schedule::parse(s).map_err(|e| skip(format!("label stowage.schedule: {e}"), true))?
-        }
+        Some(s) => Schedule::parse_in(s, default_schedule.zone())
+            .map_err(|e| skip(format!("label stowage.schedule: {e}"), true))?,
         None => default_schedule.clone(),
     };
     let vars = choose_vars(engine, &labels, c).map_err(|e| skip(e.to_string(), true))?;

@@ -1,20 +1,41 @@
-//! Cron schedules: parsing and the next run time.
+//! Cron schedules: parsing and the next run time, in a time zone.
 //!
-//! Schedules use classic 5-field cron (or `@daily`-style nicknames), evaluated in UTC, with
-//! day-of-month and day-of-week combined by OR as cron does. Next times come from `croner`,
-//! computed fresh from "now" each time they are needed, so nothing is frozen at start-up.
-//! This module only computes times; the daemon loop that acts on them is in [`crate::daemon`].
+//! Schedules use classic 5-field cron (or `@daily`-style nicknames), evaluated in the
+//! configured IANA time zone (config `timezone`, else `TZ`, else UTC), with day-of-month and
+//! day-of-week combined by OR as cron does. Next times come from `croner`, computed fresh from
+//! "now" in the zone each time they are needed, so a DST change never shifts a schedule.
+//! Across DST, croner follows Vixie cron: a fixed time that falls into the spring-forward gap
+//! runs right after the gap, the same day; one in the fall-back overlap runs once, at its first
+//! occurrence. This module only computes times; [`crate::scheduler`] decides what is due.
 
 use std::str::FromStr;
 
 use chrono::{DateTime, Utc};
+use chrono_tz::Tz;
 use croner::Cron;
 
-/// A parsed cron schedule.
+/// A parsed cron schedule in a time zone.
 #[derive(Debug, Clone)]
 pub struct Schedule {
     text: String,
     cron: Cron,
+    zone: Tz,
+}
+
+/// The time zone named by `name`, or by `TZ` when `name` is `None`, else UTC. `TZ` values
+/// like `:Europe/Berlin` (leading colon) are accepted.
+pub fn zone(name: Option<&str>) -> Result<Tz, String> {
+    let from_env = std::env::var("TZ").ok();
+    let text = match name.or(from_env.as_deref()) {
+        None => return Ok(Tz::UTC),
+        Some(t) => t.trim().trim_start_matches(':'),
+    };
+    if text.is_empty() {
+        return Ok(Tz::UTC);
+    }
+    text.parse::<Tz>().map_err(|_| {
+        format!("unknown time zone {text:?}: use an IANA name such as Europe/Berlin or UTC")
+    })
 }
 
 /// A schedule that does not parse.
@@ -28,9 +49,14 @@ pub struct ScheduleError {
 }
 
 impl Schedule {
-    /// Parses a 5-field cron line or a nickname. Seconds and years fields are refused: a
-    /// backup schedule finer than a minute is a mistake.
+    /// Parses a 5-field cron line or a nickname, in UTC.
     pub fn parse(text: &str) -> Result<Self, ScheduleError> {
+        Self::parse_in(text, Tz::UTC)
+    }
+
+    /// Parses a 5-field cron line or a nickname, evaluated in `zone`. Seconds and years
+    /// fields are refused: a backup schedule finer than a minute is a mistake.
+    pub fn parse_in(text: &str, zone: Tz) -> Result<Self, ScheduleError> {
         let trimmed = text.trim();
         let err = |reason: String| ScheduleError {
             text: text.to_string(),
@@ -46,7 +72,13 @@ impl Schedule {
         Ok(Self {
             text: trimmed.to_string(),
             cron,
+            zone,
         })
+    }
+
+    /// The zone the schedule is evaluated in.
+    pub fn zone(&self) -> Tz {
+        self.zone
     }
 
     /// The schedule as written.
@@ -56,7 +88,18 @@ impl Schedule {
 
     /// The first run strictly after `after`, or `None` if the schedule never fires again.
     pub fn next_after(&self, after: DateTime<Utc>) -> Option<DateTime<Utc>> {
-        self.cron.find_next_occurrence(&after, false).ok()
+        self.cron
+            .find_next_occurrence(&after.with_timezone(&self.zone), false)
+            .ok()
+            .map(|t| t.with_timezone(&Utc))
+    }
+
+    /// The last run at or before `at`, if any.
+    pub fn prev_at_or_before(&self, at: DateTime<Utc>) -> Option<DateTime<Utc>> {
+        self.cron
+            .find_previous_occurrence(&at.with_timezone(&self.zone), true)
+            .ok()
+            .map(|t| t.with_timezone(&Utc))
     }
 }
 
@@ -100,6 +143,57 @@ mod tests {
             s.next_after(at(2026, 11, 22, 0, 0)),
             Some(at(2026, 11, 23, 0, 0))
         );
+    }
+
+    /// Europe/Berlin: 2026-03-29 02:00 CET jumps to 03:00 CEST; 2026-10-25 03:00 CEST falls back
+    /// to 02:00 CET.
+    #[test]
+    fn time_zones_and_dst() {
+        let berlin: Tz = "Europe/Berlin".parse().unwrap();
+        let daily = Schedule::parse_in("30 2 * * *", berlin).unwrap();
+        // Winter: 02:30 CET is 01:30 UTC.
+        assert_eq!(
+            daily.next_after(at(2026, 1, 10, 0, 0)),
+            Some(at(2026, 1, 10, 1, 30))
+        );
+        // Spring forward: 02:30 does not exist; it runs right after the gap, 03:00 CEST.
+        assert_eq!(
+            daily.next_after(at(2026, 3, 28, 12, 0)),
+            Some(at(2026, 3, 29, 1, 0))
+        );
+        // Then 02:30 CEST, 00:30 UTC, on the following days: never shifted by an hour.
+        assert_eq!(
+            daily.next_after(at(2026, 3, 29, 12, 0)),
+            Some(at(2026, 3, 30, 0, 30))
+        );
+        // Fall back: 02:30 happens twice (CEST, then CET); it runs once, the first time.
+        let first = daily.next_after(at(2026, 10, 24, 12, 0)).unwrap();
+        assert_eq!(first, at(2026, 10, 25, 0, 30));
+        assert_eq!(daily.next_after(first), Some(at(2026, 10, 26, 1, 30)));
+        // A wildcard hour keeps its pace through the gap.
+        let hourly = Schedule::parse_in("0 * * * *", berlin).unwrap();
+        assert_eq!(
+            hourly.next_after(at(2026, 3, 29, 0, 30)),
+            Some(at(2026, 3, 29, 1, 0))
+        );
+        assert_eq!(
+            daily.prev_at_or_before(at(2026, 1, 10, 1, 30)),
+            Some(at(2026, 1, 10, 1, 30))
+        );
+        assert_eq!(
+            daily.prev_at_or_before(at(2026, 1, 10, 1, 29)),
+            Some(at(2026, 1, 9, 1, 30))
+        );
+    }
+
+    #[test]
+    fn zones_by_name_or_tz() {
+        assert_eq!(zone(Some("Europe/Berlin")).unwrap().name(), "Europe/Berlin");
+        assert_eq!(
+            zone(Some(":America/New_York")).unwrap().name(),
+            "America/New_York"
+        );
+        assert!(zone(Some("Mars/Olympus")).unwrap_err().contains("IANA"));
     }
 
     #[test]

@@ -162,7 +162,7 @@ async fn setup(config_path: Option<PathBuf>) -> anyhow::Result<Setup> {
             .map_err(|e| anyhow::anyhow!("invalid configuration: {e}"))?,
     );
     let docker = docker::connect().await?;
-    let default_schedule = Schedule::parse(&config.schedule)?;
+    let default_schedule = config.default_schedule()?;
     Ok(Setup {
         config,
         registry,
