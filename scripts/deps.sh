@@ -2,8 +2,9 @@
 # Installs what the tests and benchmarks need beyond a Rust toolchain and a running Docker
 # engine, from Debian's packages: mmdebstrap (builds the test images), zstd (proves artifacts
 # are plain zstd), age (proves encrypted artifacts are standard age), procps, and stunnel4 and
-# openssl (the Docker-over-TLS test); and from crates.io, s3s-fs (a real S3 server for the
-# storage tests). Does nothing when they are already there.
+# openssl (the Docker-over-TLS test), prometheus (promtool) and python3-aiosmtpd (a real SMTP
+# server for the alert tests); and from crates.io, s3s-fs (a real S3 server for the storage
+# tests). Does nothing when they are already there.
 set -euo pipefail
 missing=()
 command -v mmdebstrap >/dev/null || missing+=(mmdebstrap)
@@ -12,6 +13,8 @@ command -v ps >/dev/null || missing+=(procps)
 command -v stunnel >/dev/null || missing+=(stunnel4) # TLS in front of the engine (tests)
 command -v openssl >/dev/null || missing+=(openssl) # test certificates
 command -v age >/dev/null || missing+=(age) # the stock CLI opens encrypted artifacts (tests)
+command -v promtool >/dev/null || missing+=(prometheus) # promtool checks a real /metrics scrape
+/usr/bin/python3 -c 'import aiosmtpd' 2>/dev/null || missing+=(python3-aiosmtpd) # a real SMTP server
 if [ ${#missing[@]} -gt 0 ]; then
 	echo "deps: installing ${missing[*]}"
 	sudo=()

@@ -60,6 +60,8 @@ pub struct TargetRun {
     pub backups: Vec<Result<Outcome, BackupError>>,
     /// The upload pass, when the target has storages and a backup succeeded.
     pub replication: Option<replicate::Report>,
+    /// Local retention after a success: artifacts deleted, or why it failed.
+    pub local_retention: Option<Result<usize, String>>,
 }
 
 /// A committed artifact.
@@ -209,6 +211,23 @@ pub struct BackupError {
     pub failure: Failure,
 }
 
+impl BackupError {
+    /// The failure's class, for metrics and alerts (one of [`crate::metrics::REASONS`]).
+    pub fn reason_class(&self) -> &'static str {
+        match (&self.failure, self.step) {
+            (Failure::NotRunning(_), _) => "not_running",
+            (Failure::Io(_), _) | (_, Step::Write) => "write",
+            (Failure::Exec(_), Step::Inspect | Step::Dump | Step::Check) => "docker",
+            (_, Step::Credentials) => "credentials",
+            (_, Step::Helper) => "helper",
+            (Failure::Exit { .. }, _) => "dump_failed",
+            (Failure::StderrError(_), _) => "dump_error",
+            (Failure::Incomplete(_), _) => "incomplete",
+            _ => "dump_failed",
+        }
+    }
+}
+
 /// Backs up every database a target selects: one artifact each. One database failing does
 /// not stop the others. Every outcome is logged here, with its timings or its full error.
 pub async fn backup_target(docker: &Docker, target: &Target, opts: &Options) -> TargetRun {
@@ -228,8 +247,9 @@ pub async fn backup_target(docker: &Docker, target: &Target, opts: &Options) -> 
         }
     }
     let mut replication = None;
+    let mut local_retention = None;
     if results.iter().any(Result::is_ok) {
-        apply_retention(target, opts).await;
+        local_retention = apply_retention(target, opts).await;
         if !target.storages.is_empty() {
             replication = Some(replicate_target(target, opts).await);
         }
@@ -237,6 +257,7 @@ pub async fn backup_target(docker: &Docker, target: &Target, opts: &Options) -> 
     TargetRun {
         backups: results,
         replication,
+        local_retention,
     }
 }
 
@@ -264,9 +285,9 @@ pub async fn replicate_target(target: &Target, opts: &Options) -> replicate::Rep
 
 /// Applies the target's retention policy after a successful backup. A failure is logged: the
 /// backup itself succeeded, and the next one tries again.
-async fn apply_retention(target: &Target, opts: &Options) {
+async fn apply_retention(target: &Target, opts: &Options) -> Option<Result<usize, String>> {
     if target.retention.is_empty() {
-        return;
+        return None;
     }
     let dir = opts.backup_dir.clone();
     let name = target.name.clone();
@@ -280,10 +301,12 @@ async fn apply_retention(target: &Target, opts: &Options) {
     .and_then(|r| r);
     match result {
         Ok((deleted, kept)) => {
-            tracing::info!(target = %target.name, policy = %target.retention, deleted, kept, "retention applied")
+            tracing::info!(target = %target.name, policy = %target.retention, deleted, kept, "retention applied");
+            Some(Ok(deleted))
         }
         Err(e) => {
-            tracing::error!(target = %target.name, "retention could not be applied: {e}. Check the backup directory's permissions; the next backup tries again")
+            tracing::error!(target = %target.name, "retention could not be applied: {e}. Check the backup directory's permissions; the next backup tries again");
+            Some(Err(e.to_string()))
         }
     }
 }

@@ -59,6 +59,12 @@ pub struct Config {
     /// Remove local copies once they are verified in every storage of their target.
     #[serde(default)]
     pub remote_only: bool,
+    /// The daemon's HTTP port.
+    #[serde(default)]
+    pub http: crate::http::HttpConfig,
+    /// Webhooks, email and staleness.
+    #[serde(default)]
+    pub alerts: crate::alerts::AlertsConfig,
 }
 
 /// age encryption settings. See `config/stowage.toml`.

@@ -24,25 +24,137 @@ use chrono::{DateTime, Utc};
 use tokio::sync::Semaphore;
 use tokio::task::JoinSet;
 
+use crate::alerts::Notifier;
 use crate::backup::{self, Options};
 use crate::config::Config;
 use crate::discovery;
 use crate::engine::Registry;
+use crate::http;
+use crate::metrics::Metrics;
 use crate::plan::{self, Entry, Target};
 use crate::scheduler::{Change, Scheduler};
+use crate::status::Status;
 
-/// Runs until `shutdown` completes, then drains as described in the module doc.
+/// What every spawned run needs.
+#[derive(Clone)]
+struct Ctx {
+    docker: Docker,
+    opts: Options,
+    permits: Arc<Semaphore>,
+    timeout: Option<Duration>,
+    status: Arc<Status>,
+    notifier: Notifier,
+}
+
+impl Ctx {
+    /// Starts a backup of `target` as a task; its results go to the status, the metrics, the
+    /// alerts and the ping URL.
+    fn spawn_backup(&self, tasks: &mut JoinSet<()>, target: Arc<Target>) -> tokio::task::Id {
+        let ctx = self.clone();
+        tasks
+            .spawn(async move {
+                let _permit = ctx
+                    .permits
+                    .clone()
+                    .acquire_owned()
+                    .await
+                    .expect("the semaphore is never closed");
+                let ping = ctx.status.started(&target.name);
+                if let Some(url) = &ping {
+                    ctx.notifier.ping(&target.name, url, "/start");
+                }
+                let run = backup::backup_target(&ctx.docker, &target, &ctx.opts);
+                let run = match ctx.timeout {
+                    Some(limit) => match tokio::time::timeout(limit, run).await {
+                        Ok(r) => Some(r),
+                        Err(_) => {
+                            tracing::error!(target = %target.name, seconds = limit.as_secs(), "backup timed out and was aborted; it leaves no artifact. Raise daemon.backup_timeout if this database needs longer");
+                            None
+                        }
+                    },
+                    None => Some(run.await),
+                };
+                let ok = run
+                    .as_ref()
+                    .is_some_and(|r| r.backups.iter().all(Result::is_ok));
+                if let Some(url) = &ping {
+                    ctx.notifier.ping(&target.name, url, if ok { "" } else { "/fail" });
+                }
+                for event in ctx.status.finished(&target.name, run.as_ref(), Utc::now()) {
+                    ctx.notifier.send(event);
+                }
+            })
+            .id()
+    }
+
+    /// Starts an upload pass of `target` as a task.
+    fn spawn_upload(&self, tasks: &mut JoinSet<()>, target: Arc<Target>) -> tokio::task::Id {
+        let ctx = self.clone();
+        tasks
+            .spawn(async move {
+                let _permit = ctx
+                    .permits
+                    .clone()
+                    .acquire_owned()
+                    .await
+                    .expect("the semaphore is never closed");
+                ctx.status.started(&target.name);
+                let report = backup::replicate_target(&target, &ctx.opts).await;
+                let m = &ctx.status.metrics;
+                for (storage, c) in &report.by_storage {
+                    m.uploads
+                        .with_label_values(&[storage, "ok"])
+                        .inc_by(c.uploaded as u64);
+                    m.uploads
+                        .with_label_values(&[storage, "failed"])
+                        .inc_by(c.failed as u64);
+                    m.retention_deleted
+                        .with_label_values(&[storage])
+                        .inc_by(c.pruned as u64);
+                }
+                ctx.status.pass_finished(&target.name);
+            })
+            .id()
+    }
+}
+
+/// Runs until `shutdown` completes, then drains as described in the module doc. Errors are
+/// start-up problems (the HTTP port, alert settings).
 pub async fn run(
     docker: Docker,
     config: Config,
     registry: Registry,
     opts: Options,
     shutdown: impl Future<Output = ()>,
-) {
-    let default_schedule = config
-        .default_schedule()
-        .expect("validated with the config");
-    let permits = Arc::new(Semaphore::new(config.daemon.max_concurrent));
+) -> Result<(), String> {
+    let default_schedule = config.default_schedule().map_err(|e| e.to_string())?;
+    let metrics = Metrics::new();
+    let (status, mut triggers) = Status::new(metrics.clone(), config.instance.clone());
+    let status = Arc::new(status);
+    let notifier = Notifier::new(&config.alerts, metrics)
+        .map_err(|e| format!("invalid configuration: {e}"))?;
+    if !config.http.listen.is_empty() {
+        http::serve(
+            &config.http.listen,
+            config.http.token.clone(),
+            status.clone(),
+            opts.backup_dir.clone(),
+        )
+        .await
+        .map_err(|e| format!("cannot listen on {} (http.listen): {e}", config.http.listen))?;
+    }
+    let ctx = Ctx {
+        docker: docker.clone(),
+        opts: opts.clone(),
+        permits: Arc::new(Semaphore::new(config.daemon.max_concurrent)),
+        timeout: (config.daemon.backup_timeout > 0)
+            .then(|| Duration::from_secs(config.daemon.backup_timeout)),
+        status: status.clone(),
+        notifier: notifier.clone(),
+    };
+    let started_at = Utc::now();
+    let stale_after = (config.alerts.stale_after > 0)
+        .then(|| chrono::Duration::seconds(config.alerts.stale_after as i64));
     let mut scheduler = Scheduler::new(config.daemon.jitter, config.daemon.missed_runs);
     // Running backups by task, so a task that panics still frees its target.
     let mut running: HashMap<tokio::task::Id, String> = HashMap::new();
@@ -53,8 +165,9 @@ pub async fn run(
     let upload_every = Duration::from_secs(config.daemon.upload_retry_interval.max(1));
     // The first pass waits for one discovery interval, so that start-up backups go first.
     let mut next_upload = tokio::time::Instant::now() + discovery_every;
-    let timeout = (config.daemon.backup_timeout > 0)
-        .then(|| Duration::from_secs(config.daemon.backup_timeout));
+    let (event_tx, mut events) = tokio::sync::mpsc::channel::<()>(1);
+    tokio::spawn(watch_events(docker.clone(), event_tx));
+    let mut failed_discoveries = 0u32;
     tokio::pin!(shutdown);
     tracing::info!(backup_dir = %opts.backup_dir.display(), zone = %default_schedule.zone(), "stowage daemon started");
 
@@ -63,6 +176,11 @@ pub async fn run(
             next_discovery = tokio::time::Instant::now() + discovery_every;
             match discovery::labelled_containers(&docker, config.instance.as_deref()).await {
                 Ok(containers) => {
+                    if failed_discoveries > 0 {
+                        tracing::info!("the Docker engine answers again; resuming");
+                    }
+                    failed_discoveries = 0;
+                    status.set_docker(Ok(()));
                     let defaults = plan::Defaults {
                         registry: &registry,
                         schedule: &default_schedule,
@@ -73,39 +191,33 @@ pub async fn run(
                     let entries = plan::plan(&containers, &defaults);
                     let targets = log_skips(&mut last_skips, entries);
                     let dir = opts.backup_dir.clone();
-                    let changes = scheduler.update(targets, Utc::now(), |name| {
-                        crate::catalog::newest(&dir, name)
-                    });
+                    let newest = |name: &str| crate::catalog::newest(&dir, name);
+                    let changes = scheduler.update(targets, Utc::now(), newest);
                     log_changes(&scheduler, &changes);
+                    status.set_targets(scheduler.slots(), newest);
                 }
-                Err(e) => tracing::error!(
-                    "{e}; keeping the previous targets and trying again in {}s",
-                    discovery_every.as_secs()
-                ),
+                Err(e) => {
+                    // Back off 1, 2, 4 … seconds, up to the discovery interval.
+                    failed_discoveries = failed_discoveries.saturating_add(1);
+                    let backoff =
+                        Duration::from_secs(1 << failed_discoveries.min(10)).min(discovery_every);
+                    next_discovery = tokio::time::Instant::now() + backoff;
+                    status.set_docker(Err(e.to_string()));
+                    tracing::error!(
+                        "{e}; not ready. Keeping the previous targets (their backups fail while the engine is away) and trying again in {}s",
+                        backoff.as_secs()
+                    );
+                }
             }
         }
         let busy: HashSet<String> = running.values().cloned().collect();
-        for target in scheduler.take_due(Utc::now(), &busy) {
-            let (docker, opts, permits) = (docker.clone(), opts.clone(), permits.clone());
+        let due = scheduler.take_due(Utc::now(), &busy);
+        if !due.is_empty() {
+            status.set_targets(scheduler.slots(), |_| None);
+        }
+        for target in due {
             let name = target.name.clone();
-            let task = tasks.spawn(async move {
-                let _permit = permits
-                    .acquire_owned()
-                    .await
-                    .expect("the semaphore is never closed");
-                let run = backup::backup_target(&docker, &target, &opts);
-                match timeout {
-                    Some(limit) => {
-                        if tokio::time::timeout(limit, run).await.is_err() {
-                            tracing::error!(target = %target.name, seconds = limit.as_secs(), "backup timed out and was aborted; it leaves no artifact. Raise daemon.backup_timeout if this database needs longer");
-                        }
-                    }
-                    None => {
-                        run.await;
-                    }
-                }
-            });
-            running.insert(task.id(), name);
+            running.insert(ctx.spawn_backup(&mut tasks, target), name);
         }
         if tokio::time::Instant::now() >= next_upload {
             next_upload = tokio::time::Instant::now() + upload_every;
@@ -113,15 +225,16 @@ pub async fn run(
                 if slot.target.storages.is_empty() || running.values().any(|r| r == name) {
                     continue;
                 }
-                let (target, opts, permits) = (slot.target.clone(), opts.clone(), permits.clone());
-                let task = tasks.spawn(async move {
-                    let _permit = permits
-                        .acquire_owned()
-                        .await
-                        .expect("the semaphore is never closed");
-                    backup::replicate_target(&target, &opts).await;
-                });
-                running.insert(task.id(), name.clone());
+                running.insert(
+                    ctx.spawn_upload(&mut tasks, slot.target.clone()),
+                    name.clone(),
+                );
+            }
+        }
+        if let Some(window) = stale_after {
+            for event in status.stale(Utc::now(), window, started_at) {
+                tracing::warn!(target = %event.target, "{}", event.message);
+                notifier.send(event);
             }
         }
         let next_due = scheduler
@@ -130,9 +243,28 @@ pub async fn run(
         let until_discovery = next_discovery
             .min(next_upload)
             .saturating_duration_since(tokio::time::Instant::now());
-        let wait = next_due.map_or(until_discovery, |d| d.min(until_discovery));
+        // Wake at least every minute, for the staleness check.
+        let wait = next_due
+            .map_or(until_discovery, |d| d.min(until_discovery))
+            .min(Duration::from_secs(60));
         tokio::select! {
             _ = &mut shutdown => break,
+            Some(()) = events.recv() => {
+                // A container started, stopped or went away: re-plan soon (debounced, so a
+                // compose project starting ten containers causes one re-plan).
+                let soon = tokio::time::Instant::now() + EVENT_DEBOUNCE;
+                next_discovery = next_discovery.min(soon);
+            }
+            Some(name) = triggers.recv() => {
+                let busy: HashSet<String> = running.values().cloned().collect();
+                match scheduler.run_now(&name, &busy) {
+                    Some(target) => {
+                        tracing::info!(target = %name, "backup requested through the API");
+                        running.insert(ctx.spawn_backup(&mut tasks, target), name);
+                    }
+                    None => tracing::warn!(target = %name, "requested backup not started: the target is running or gone"),
+                }
+            }
             Some(done) = tasks.join_next_with_id(), if !tasks.is_empty() => {
                 let id = match done {
                     Ok((id, ())) => id,
@@ -166,6 +298,51 @@ pub async fn run(
         }
     }
     tracing::info!("stowage daemon stopped");
+    Ok(())
+}
+
+/// How long after a container event the daemon re-plans.
+const EVENT_DEBOUNCE: Duration = Duration::from_secs(2);
+
+/// Follows the engine's container events and signals each start, stop or removal. Polling
+/// discovery remains the safety net: if the event stream breaks, it is reopened with backoff.
+async fn watch_events(docker: Docker, tx: tokio::sync::mpsc::Sender<()>) {
+    use bollard::query_parameters::EventsOptions;
+    use futures_util::StreamExt;
+    let mut backoff = Duration::from_secs(1);
+    loop {
+        let filters = std::collections::HashMap::from([
+            ("type".to_string(), vec!["container".to_string()]),
+            (
+                "event".to_string(),
+                ["start", "die", "destroy", "rename"]
+                    .map(String::from)
+                    .to_vec(),
+            ),
+        ]);
+        let mut stream = docker.events(Some(EventsOptions {
+            filters: Some(filters),
+            ..Default::default()
+        }));
+        while let Some(item) = stream.next().await {
+            match item {
+                Ok(_) => {
+                    backoff = Duration::from_secs(1);
+                    // A full channel already means "re-plan soon".
+                    let _ = tx.try_send(());
+                }
+                Err(e) => {
+                    tracing::debug!("the Docker event stream broke: {e}");
+                    break;
+                }
+            }
+        }
+        if tx.is_closed() {
+            return;
+        }
+        tokio::time::sleep(backoff).await;
+        backoff = (backoff * 2).min(Duration::from_secs(60));
+    }
 }
 
 /// Logs skipped containers when their reason changes; returns the targets.

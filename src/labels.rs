@@ -27,7 +27,7 @@ pub const BAKTAINER: [(&str, &str); 6] = [
 pub const BAKTAINER_ENABLE: &str = "baktainer.backup";
 
 /// Labels with a fixed meaning; any other `stowage.<key>` is an engine variable.
-pub const CORE_KEYS: [&str; 9] = [
+pub const CORE_KEYS: [&str; 10] = [
     "enable",
     "engine",
     "name",
@@ -37,6 +37,7 @@ pub const CORE_KEYS: [&str; 9] = [
     "encrypt",
     "retention",
     "storage",
+    "ping_url",
 ];
 
 /// The parsed labels of one container.
@@ -58,6 +59,8 @@ pub struct Labels {
     pub retention: Option<String>,
     /// `stowage.storage`: the storages this target goes to (`none`, or names).
     pub storage: Option<String>,
+    /// `stowage.ping_url`: a healthchecks-style URL pinged on start, success and failure.
+    pub ping_url: Option<String>,
     /// Every other `stowage.<key>` label: engine variables such as `user`, `password`,
     /// `password_file`. Keys without the prefix.
     pub vars: BTreeMap<String, LabelValue>,
@@ -145,6 +148,16 @@ impl Labels {
                 "encrypt" => out.encrypt = Some(parse_bool(key, &value)?),
                 "retention" => out.retention = Some(value),
                 "storage" => out.storage = Some(value),
+                "ping_url" => {
+                    if !(value.starts_with("https://") || value.starts_with("http://")) {
+                        return Err(LabelError {
+                            label: label.clone(),
+                            value,
+                            reason: "expected an http:// or https:// URL".into(),
+                        });
+                    }
+                    out.ping_url = Some(value)
+                }
                 "engine" => out.engine = Some(value.to_ascii_lowercase()),
                 "name" => {
                     check_name(key, &value)?;

@@ -28,6 +28,7 @@
 //! - [`cli`]: the command line (the binary's edge).
 //! - [`secret`]: the redacting wrapper for secret strings.
 
+pub mod alerts;
 pub mod artifact;
 pub mod backup;
 pub mod catalog;
@@ -40,7 +41,9 @@ pub mod encryption;
 pub mod engine;
 pub mod exec;
 pub mod helper;
+pub mod http;
 pub mod labels;
+pub mod metrics;
 pub mod pipeline;
 pub mod plan;
 pub mod prune;
@@ -50,4 +53,5 @@ pub mod retention;
 pub mod schedule;
 pub mod scheduler;
 pub mod secret;
+pub mod status;
 pub mod storage;

@@ -49,6 +49,8 @@ pub struct Target {
     pub retention: Policy,
     /// The storages its artifacts are uploaded to.
     pub storages: Vec<String>,
+    /// Pinged on start (`/start`), success and failure (`/fail`).
+    pub ping_url: Option<String>,
     /// Things the user should fix that do not stop the backup.
     pub warnings: Vec<String>,
 }
@@ -292,6 +294,7 @@ fn plan_one(c: &ContainerInfo, defaults: &Defaults) -> Result<Target, Skip> {
         encrypt,
         retention,
         storages,
+        ping_url: labels.ping_url.clone(),
         warnings,
     })
 }

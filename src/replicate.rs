@@ -32,6 +32,19 @@ pub struct Report {
     pub local_removed: usize,
     /// What failed; the local copies of failed uploads are kept.
     pub failures: Vec<StorageError>,
+    /// The same counts per storage, for metrics.
+    pub by_storage: BTreeMap<String, Counts>,
+}
+
+/// One storage's share of a pass.
+#[derive(Debug, Default, Clone, Copy)]
+pub struct Counts {
+    /// Uploaded and verified.
+    pub uploaded: usize,
+    /// Uploads that failed.
+    pub failed: usize,
+    /// Deleted by retention.
+    pub pruned: usize,
 }
 
 /// One pass for `target` (see the module doc).
@@ -74,6 +87,11 @@ pub async fn sync_target(
                 let started = std::time::Instant::now();
                 match remote.upload(target, path, manifest).await {
                     Ok(()) => {
+                        report
+                            .by_storage
+                            .entry(remote.name.clone())
+                            .or_default()
+                            .uploaded += 1;
                         tracing::info!(target, storage = %remote.name, file = %file, bytes = manifest.stored.bytes, seconds = started.elapsed().as_secs_f64(), "uploaded and verified");
                         report.uploaded += 1;
                     }
@@ -83,6 +101,11 @@ pub async fn sync_target(
                             "{e}. The local copy is kept and the upload is retried on the next pass"
                         );
                         report.failures.push(e);
+                        report
+                            .by_storage
+                            .entry(remote.name.clone())
+                            .or_default()
+                            .failed += 1;
                         upload_failed = true;
                         continue;
                     }
@@ -95,7 +118,14 @@ pub async fn sync_target(
             continue;
         }
         match prune_remote(remote, target, policy).await {
-            Ok(n) => report.pruned += n,
+            Ok(n) => {
+                report.pruned += n;
+                report
+                    .by_storage
+                    .entry(remote.name.clone())
+                    .or_default()
+                    .pruned += n;
+            }
             Err(e) => {
                 tracing::error!(target, "remote retention: {e}");
                 report.failures.push(e);

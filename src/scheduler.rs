@@ -170,6 +170,15 @@ impl Scheduler {
         due
     }
 
+    /// The target `name`, to run now (a manual trigger), unless it is unknown or in
+    /// `running`. Its scheduled runs are not changed.
+    pub fn run_now(&self, name: &str, running: &HashSet<String>) -> Option<Arc<Target>> {
+        if running.contains(name) {
+            return None;
+        }
+        self.slots.get(name).map(|s| s.target.clone())
+    }
+
     /// The earliest due time of any target.
     pub fn next_wake(&self) -> Option<DateTime<Utc>> {
         self.slots.values().filter_map(|s| s.due).min()

@@ -1,5 +1,6 @@
-//! `stowage run`: backs up on the schedule from the label, and a SIGTERM aborts a backup that
-//! outlives the grace period without leaving anything behind.
+//! `stowage run`: a container labelled after the daemon started is backed up on the schedule
+//! from its label (picked up from the engine's events, without a restart), and a SIGTERM
+//! aborts a backup that outlives the grace period without leaving anything behind.
 
 mod common;
 
@@ -20,21 +21,11 @@ fn runs_on_schedule_and_stops_cleanly_on_sigterm() {
     };
     let mut labels = target_labels(&instance);
     labels.push(("stowage.schedule", "* * * * *".into()));
-    labels.push(("stowage.name", "quick".into()));
-    let _quick = Pg::start(
-        "daemon-quick",
-        PgOptions {
-            labels: labels.clone(),
-            env: env(),
-            ..Default::default()
-        },
-    );
-    labels.pop();
     labels.push(("stowage.name", "stuck".into()));
     let stuck = Pg::start(
         "daemon-stuck",
         PgOptions {
-            labels,
+            labels: labels.clone(),
             env: env(),
             ..Default::default()
         },
@@ -44,12 +35,26 @@ fn runs_on_schedule_and_stops_cleanly_on_sigterm() {
 
     let child = stowage(dir.path(), &instance)
         .arg("run")
-        .env("STOWAGE_DAEMON__DISCOVERY_INTERVAL", "1")
+        .env("STOWAGE_HTTP__LISTEN", format!("127.0.0.1:{}", free_port()))
+        // Long: a new container must be found through the engine's events, not by polling.
+        .env("STOWAGE_DAEMON__DISCOVERY_INTERVAL", "600")
         .env("STOWAGE_DAEMON__SHUTDOWN_GRACE", "2")
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
         .spawn()
         .unwrap();
+    // Labelled after the daemon started.
+    std::thread::sleep(Duration::from_secs(2));
+    labels.pop();
+    labels.push(("stowage.name", "quick".into()));
+    let _quick = Pg::start(
+        "daemon-quick",
+        PgOptions {
+            labels,
+            env: env(),
+            ..Default::default()
+        },
+    );
     // Both fire at the next minute: "quick" completes, "stuck" waits for the lock.
     let deadline = Instant::now() + Duration::from_secs(90);
     while artifacts(&dir.path().join("quick")).is_empty() {

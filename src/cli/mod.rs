@@ -502,7 +502,9 @@ async fn cmd_run(config_path: Option<PathBuf>) -> anyhow::Result<ExitCode> {
     let s = setup(config_path).await?;
     let _lock = lock_backup_dir(&s.config)?;
     let opts = options(&s);
-    daemon::run(s.docker, s.config, s.registry, opts, shutdown_signal()).await;
+    daemon::run(s.docker, s.config, s.registry, opts, shutdown_signal())
+        .await
+        .map_err(|e| anyhow::anyhow!("{e}"))?;
     Ok(ExitCode::SUCCESS)
 }
 

@@ -1,0 +1,359 @@
+//! What the daemon knows about its targets right now, shared with the HTTP server: targets
+//! with their last results, readiness, and the metrics. It also turns results into alert
+//! events (failure, recovery, stale), so that the rules for when to alert live in one place.
+
+use std::collections::BTreeMap;
+use std::sync::Mutex;
+
+use chrono::{DateTime, Utc};
+use serde::Serialize;
+use tokio::sync::mpsc;
+
+use crate::alerts::{Event, Kind};
+use crate::backup::TargetRun;
+use crate::metrics::Metrics;
+use crate::scheduler::Slot;
+
+/// One target, as the API shows it.
+#[derive(Debug, Clone, Serialize)]
+pub struct TargetView {
+    /// Target name.
+    pub name: String,
+    /// Container name.
+    pub container: String,
+    /// Engine name.
+    pub engine: String,
+    /// Cron schedule.
+    pub schedule: String,
+    /// Its time zone.
+    pub timezone: String,
+    /// When it runs next.
+    pub next_run: Option<DateTime<Utc>>,
+    /// Whether a backup (or upload pass) runs now.
+    pub running: bool,
+    /// The last successful backup.
+    pub last_success: Option<DateTime<Utc>>,
+    /// `ok` or `failed`, for the last backup this process ran.
+    pub last_result: Option<&'static str>,
+    /// The last failure's reason class and message.
+    pub last_error: Option<(String, String)>,
+    /// Storages it goes to.
+    pub storages: Vec<String>,
+    /// Whether its artifacts are encrypted.
+    pub encrypted: bool,
+    /// Its retention policy.
+    pub retention: String,
+    #[serde(skip)]
+    ping_url: Option<String>,
+    #[serde(skip)]
+    stale_alerted: bool,
+}
+
+/// A manual trigger that could not be accepted.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum TriggerError {
+    /// No such target.
+    Unknown,
+    /// It is running already.
+    Running,
+    /// The daemon is shutting down.
+    Closed,
+}
+
+/// The shared state.
+#[derive(Debug)]
+pub struct Status {
+    inner: Mutex<Inner>,
+    /// The process's metrics.
+    pub metrics: Metrics,
+    trigger: mpsc::Sender<String>,
+    instance: Option<String>,
+}
+
+#[derive(Debug, Default)]
+struct Inner {
+    targets: BTreeMap<String, TargetView>,
+    docker: Option<Result<(), String>>,
+}
+
+impl Status {
+    /// New state; manual triggers arrive on the returned receiver.
+    pub fn new(metrics: Metrics, instance: Option<String>) -> (Self, mpsc::Receiver<String>) {
+        let (trigger, rx) = mpsc::channel(64);
+        let status = Self {
+            inner: Mutex::new(Inner::default()),
+            metrics,
+            trigger,
+            instance,
+        };
+        (status, rx)
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, Inner> {
+        self.inner.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Mirrors the scheduler's targets. `last_backup(name)` seeds the last success of a
+    /// target seen for the first time (from its newest artifact).
+    pub fn set_targets(
+        &self,
+        slots: &BTreeMap<String, Slot>,
+        last_backup: impl Fn(&str) -> Option<DateTime<Utc>>,
+    ) {
+        let mut inner = self.lock();
+        inner.targets.retain(|name, _| {
+            let keep = slots.contains_key(name);
+            if !keep {
+                self.metrics.remove_target(name);
+            }
+            keep
+        });
+        for (name, slot) in slots {
+            let t = &slot.target;
+            let view = inner.targets.entry(name.clone()).or_insert_with(|| {
+                let last_success = last_backup(name);
+                if let Some(at) = last_success {
+                    self.metrics
+                        .last_success
+                        .with_label_values(&[name])
+                        .set(at.timestamp() as f64);
+                }
+                TargetView {
+                    name: name.clone(),
+                    container: String::new(),
+                    engine: String::new(),
+                    schedule: String::new(),
+                    timezone: String::new(),
+                    next_run: None,
+                    running: false,
+                    last_success,
+                    last_result: None,
+                    last_error: None,
+                    storages: vec![],
+                    encrypted: false,
+                    retention: String::new(),
+                    ping_url: None,
+                    stale_alerted: false,
+                }
+            });
+            view.container = t.container.name.clone();
+            view.engine = t.engine.name().to_string();
+            view.schedule = t.schedule.as_str().to_string();
+            view.timezone = t.schedule.zone().name().to_string();
+            view.next_run = slot.due;
+            view.storages = t.storages.clone();
+            view.encrypted = t.encrypt;
+            view.retention = t.retention.to_string();
+            view.ping_url = t.ping_url.clone();
+            match slot.due {
+                Some(at) => self
+                    .metrics
+                    .next_run
+                    .with_label_values(&[name])
+                    .set(at.timestamp() as f64),
+                None => {
+                    let _ = self.metrics.next_run.remove_label_values(&[name]);
+                }
+            }
+        }
+        self.metrics.targets.set(inner.targets.len() as i64);
+    }
+
+    /// A backup or upload pass of `name` started; returns its ping URL, if any.
+    pub fn started(&self, name: &str) -> Option<String> {
+        let mut inner = self.lock();
+        let view = inner.targets.get_mut(name)?;
+        view.running = true;
+        self.metrics.running.inc();
+        view.ping_url.clone()
+    }
+
+    /// An upload pass ended.
+    pub fn pass_finished(&self, name: &str) {
+        let mut inner = self.lock();
+        if let Some(v) = inner.targets.get_mut(name) {
+            v.running = false;
+            self.metrics.running.dec();
+        }
+    }
+
+    /// A backup ended (`None`: it timed out). Records metrics and returns the alerts due.
+    pub fn finished(&self, name: &str, run: Option<&TargetRun>, now: DateTime<Utc>) -> Vec<Event> {
+        let mut inner = self.lock();
+        let Some(view) = inner.targets.get_mut(name) else {
+            return vec![];
+        };
+        view.running = false;
+        self.metrics.running.dec();
+        let m = &self.metrics;
+        let mut failure: Option<(String, String)> = None;
+        match run {
+            None => {
+                failure = Some((
+                    "timeout".into(),
+                    "the backup timed out and was aborted".into(),
+                ))
+            }
+            Some(run) => {
+                for r in &run.backups {
+                    match r {
+                        Ok(o) => {
+                            let secs = (o.manifest.finished_at - o.manifest.started_at)
+                                .num_milliseconds() as f64
+                                / 1000.0;
+                            m.duration.with_label_values(&[name]).observe(secs);
+                            m.raw_bytes
+                                .with_label_values(&[name])
+                                .set(o.manifest.raw.bytes as f64);
+                            m.stored_bytes
+                                .with_label_values(&[name])
+                                .set(o.manifest.stored.bytes as f64);
+                        }
+                        Err(e) => {
+                            failure.get_or_insert((e.reason_class().to_string(), e.to_string()));
+                        }
+                    }
+                }
+                if let Some(rep) = &run.replication {
+                    for (storage, counts) in &rep.by_storage {
+                        m.uploads
+                            .with_label_values(&[storage, "ok"])
+                            .inc_by(counts.uploaded as u64);
+                        m.uploads
+                            .with_label_values(&[storage, "failed"])
+                            .inc_by(counts.failed as u64);
+                        m.retention_deleted
+                            .with_label_values(&[storage])
+                            .inc_by(counts.pruned as u64);
+                    }
+                }
+                if let Some(local) = &run.local_retention {
+                    match local {
+                        Ok(n) => m
+                            .retention_deleted
+                            .with_label_values(&["local"])
+                            .inc_by(*n as u64),
+                        Err(_) => m.retention_errors.with_label_values(&["local"]).inc(),
+                    }
+                }
+            }
+        }
+        let base = |kind: Kind,
+                    reason: Option<String>,
+                    message: String,
+                    last: Option<DateTime<Utc>>| Event {
+            event: kind,
+            target: name.to_string(),
+            container: view.container.clone(),
+            engine: view.engine.clone(),
+            time: now,
+            reason,
+            message,
+            last_success: last,
+            instance: self.instance.clone(),
+            stowage_version: env!("CARGO_PKG_VERSION"),
+        };
+        match failure {
+            Some((reason, message)) => {
+                m.last_result.with_label_values(&[name]).set(0.0);
+                m.failures.with_label_values(&[name, &reason]).inc();
+                view.last_result = Some("failed");
+                view.last_error = Some((reason.clone(), message.clone()));
+                vec![base(
+                    Kind::Failure,
+                    Some(reason),
+                    message,
+                    view.last_success,
+                )]
+            }
+            None => {
+                let recovered = view.last_result == Some("failed");
+                m.last_result.with_label_values(&[name]).set(1.0);
+                m.last_success
+                    .with_label_values(&[name])
+                    .set(now.timestamp() as f64);
+                let previous = view.last_success;
+                view.last_success = Some(now);
+                view.last_result = Some("ok");
+                view.last_error = None;
+                view.stale_alerted = false;
+                if recovered {
+                    vec![base(
+                        Kind::Recovery,
+                        None,
+                        "the backup succeeded again".into(),
+                        previous,
+                    )]
+                } else {
+                    vec![]
+                }
+            }
+        }
+    }
+
+    /// Targets with no success for `window` (since their last success, or since `since`
+    /// when there never was one); each is reported once until it succeeds again.
+    pub fn stale(
+        &self,
+        now: DateTime<Utc>,
+        window: chrono::Duration,
+        since: DateTime<Utc>,
+    ) -> Vec<Event> {
+        let mut inner = self.lock();
+        let mut out = Vec::new();
+        for view in inner.targets.values_mut() {
+            let reference = view.last_success.unwrap_or(since);
+            if view.stale_alerted || now - reference < window {
+                continue;
+            }
+            view.stale_alerted = true;
+            out.push(Event {
+                event: Kind::Stale,
+                target: view.name.clone(),
+                container: view.container.clone(),
+                engine: view.engine.clone(),
+                time: now,
+                reason: None,
+                message: format!(
+                    "no successful backup for more than {} hours",
+                    window.num_hours()
+                ),
+                last_success: view.last_success,
+                instance: self.instance.clone(),
+                stowage_version: env!("CARGO_PKG_VERSION"),
+            });
+        }
+        out
+    }
+
+    /// Whether the Docker engine answered at the last look.
+    pub fn set_docker(&self, result: Result<(), String>) {
+        self.metrics.docker_up.set(i64::from(result.is_ok()));
+        self.lock().docker = Some(result);
+    }
+
+    /// Ready: Docker answered at the last look.
+    pub fn ready(&self) -> Result<(), String> {
+        match &self.lock().docker {
+            Some(r) => r.clone(),
+            None => Err("starting: the Docker engine has not been reached yet".into()),
+        }
+    }
+
+    /// The targets, for the API.
+    pub fn targets(&self) -> Vec<TargetView> {
+        self.lock().targets.values().cloned().collect()
+    }
+
+    /// Asks the daemon to back `name` up now.
+    pub fn trigger(&self, name: &str) -> Result<(), TriggerError> {
+        match self.lock().targets.get(name) {
+            None => return Err(TriggerError::Unknown),
+            Some(v) if v.running => return Err(TriggerError::Running),
+            Some(_) => {}
+        }
+        self.trigger
+            .try_send(name.to_string())
+            .map_err(|_| TriggerError::Closed)
+    }
+}
