@@ -20,5 +20,7 @@ RUN apt-get update \
 COPY --from=build /src/target/release/stowage /usr/local/bin/stowage
 ENV STOWAGE_BACKUP_DIR=/backups
 VOLUME /backups
+# /metrics, /healthz, /readyz and the API of `stowage run`.
+EXPOSE 9847
 ENTRYPOINT ["stowage"]
 CMD ["run"]

@@ -122,6 +122,7 @@ fn one_or_many_paths<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Vec<PathB
 /// holding the value (as Docker secrets provide), instead of the value itself.
 pub const SECRET_FIELDS: &[&str] = &[
     "passphrase",
+    "password",
     "secret_access_key",
     "aws_secret_access_key",
     "session_token",

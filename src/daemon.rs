@@ -129,6 +129,9 @@ pub async fn run(
 ) -> Result<(), String> {
     let default_schedule = config.default_schedule().map_err(|e| e.to_string())?;
     let metrics = Metrics::new();
+    for remote in opts.storages.all() {
+        metrics.add_storage(&remote.name);
+    }
     let (status, mut triggers) = Status::new(metrics.clone(), config.instance.clone());
     let status = Arc::new(status);
     let notifier = Notifier::new(&config.alerts, metrics)

@@ -117,7 +117,7 @@ impl Metrics {
         .expect("valid metric");
         build.set(1.0);
         registry.register(Box::new(build)).expect("unique metric");
-        Self {
+        let m = Self {
             last_success: gauge(
                 "stowage_backup_last_success_timestamp_seconds",
                 "Unix time of the target's last successful backup.",
@@ -179,7 +179,22 @@ impl Metrics {
                 "1 while the Docker engine answers, 0 while it does not.",
             ),
             registry,
+        };
+        // Series with a fixed label set start at 0, so `increase()` sees the first event.
+        for channel in ["webhook", "email", "ping"] {
+            m.alert_failures.with_label_values(&[channel]);
         }
+        m.retention_deleted.with_label_values(&["local"]);
+        m.retention_errors.with_label_values(&["local"]);
+        m
+    }
+
+    /// Starts the per-storage series at 0.
+    pub fn add_storage(&self, storage: &str) {
+        for result in ["ok", "failed"] {
+            self.uploads.with_label_values(&[storage, result]);
+        }
+        self.retention_deleted.with_label_values(&[storage]);
     }
 
     /// Forgets a target that is gone.

@@ -37,6 +37,8 @@ fn failure_recovery_and_stale_alerts_metrics_and_api() {
 [http]
 listen = "127.0.0.1:{http_port}"
 token = "{token}"
+[storage.disk]
+url = "file://{disk}"
 [alerts]
 stale_after = 3
 webhooks = [{{ url = "{hook}/hook" }}, {{ url = "{hook}/slack", format = "slack" }}]
@@ -48,6 +50,7 @@ from = "stowage@example.test"
 to = ["ops@example.test"]
 "#,
             backup = dir.path().join("backups").display(),
+            disk = dir.path().join("disk").display(),
             smtp = smtp.port,
         ),
     )
@@ -183,6 +186,8 @@ to = ["ops@example.test"]
         "stowage_backup_duration_seconds_count{target=\"flaky\"} 1",
         "stowage_docker_up 1",
         "stowage_targets 1",
+        "stowage_uploads_total{result=\"ok\",storage=\"disk\"} 1",
+        "stowage_uploads_total{result=\"failed\",storage=\"disk\"} 0",
         "stowage_build_info{version=",
     ] {
         assert!(metrics.contains(expected), "{expected} in:\n{metrics}");
@@ -204,6 +209,36 @@ to = ["ops@example.test"]
         String::from_utf8_lossy(&check.stdout),
         String::from_utf8_lossy(&check.stderr)
     );
+    // The shipped examples use only metrics that exist, and the rules are valid.
+    let root = env!("CARGO_MANIFEST_DIR");
+    let rules = format!("{root}/examples/prometheus/stowage-alerts.yml");
+    let check = Command::new("promtool")
+        .args(["check", "rules", &rules])
+        .output()
+        .unwrap();
+    assert!(
+        check.status.success(),
+        "{}",
+        String::from_utf8_lossy(&check.stdout)
+    );
+    let dashboard =
+        std::fs::read_to_string(format!("{root}/examples/grafana/stowage-dashboard.json")).unwrap();
+    let _: serde_json::Value = serde_json::from_str(&dashboard).unwrap();
+    let examples = std::fs::read_to_string(&rules).unwrap() + &dashboard;
+    let mut used: Vec<&str> = examples
+        .split(|c: char| !(c.is_ascii_alphanumeric() || c == '_'))
+        .filter(|w| w.starts_with("stowage_"))
+        .map(|w| w.trim_end_matches("_bucket"))
+        .collect();
+    used.sort();
+    used.dedup();
+    assert!(used.len() >= 8, "{used:?}");
+    for name in used {
+        assert!(
+            metrics.contains(&format!("# TYPE {name} ")),
+            "{name} is not exported"
+        );
+    }
     let (code, artifacts) = get("/api/artifacts?target=flaky", Some(token));
     assert!(
         code == 200 && artifacts.contains("_flaky_later.sql.zst"),

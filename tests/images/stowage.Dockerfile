@@ -5,6 +5,8 @@ FROM ${BASE}
 COPY stowage /usr/local/bin/stowage
 ENV STOWAGE_BACKUP_DIR=/backups
 VOLUME /backups
+# /metrics, /healthz, /readyz and the API of `stowage run`.
+EXPOSE 9847
 ENTRYPOINT ["stowage"]
 CMD ["run"]
 LABEL org.stowage.test-image="stowage"
