@@ -1,7 +1,7 @@
 //! `stowage run` as an operator sees it, with real receivers: a failing backup sends a JSON
 //! webhook, a Slack-shaped webhook, an email through a real SMTP server (aiosmtpd) and a
 //! `/fail` ping; the fix is announced as a recovery; a target without a recent success goes
-//! stale. The same run serves `/healthz`, `/readyz`, a `/metrics` scrape that `promtool check
+//! stale. A webhook receiver that is down is counted and delays nothing. The same run serves `/healthz`, `/readyz`, a `/metrics` scrape that `promtool check
 //! metrics` accepts, and the token-guarded JSON API that triggers the backups.
 
 mod common;
@@ -41,7 +41,11 @@ token = "{token}"
 url = "file://{disk}"
 [alerts]
 stale_after = 3
-webhooks = [{{ url = "{hook}/hook" }}, {{ url = "{hook}/slack", format = "slack" }}]
+webhooks = [
+  {{ url = "{hook}/hook" }},
+  {{ url = "{hook}/slack", format = "slack" }},
+  {{ url = "http://127.0.0.1:{closed}/nobody-listens" }},
+]
 [alerts.email]
 host = "127.0.0.1"
 port = {smtp}
@@ -51,6 +55,7 @@ to = ["ops@example.test"]
 "#,
             backup = dir.path().join("backups").display(),
             disk = dir.path().join("disk").display(),
+            closed = free_port(),
             smtp = smtp.port,
         ),
     )
@@ -177,7 +182,14 @@ to = ["ops@example.test"]
             .find(|m| m.contains("Subject: stowage: backup of flaky recovered"))
     });
 
-    // Metrics: what happened, in a scrape that promtool accepts.
+    // Metrics: what happened, in a scrape that promtool accepts. The receiver that is down
+    // failed all three alerts (counted), and the others still got everything.
+    wait_for(30, "three failed deliveries to the dead webhook", || {
+        get("/metrics", None)
+            .1
+            .contains("stowage_alert_delivery_failures_total{channel=\"webhook\"} 3")
+            .then_some(())
+    });
     let (code, metrics) = get("/metrics", None);
     assert_eq!(code, 200);
     for expected in [
@@ -185,6 +197,7 @@ to = ["ops@example.test"]
         "stowage_backup_failures_total{reason=\"dump_failed\",target=\"flaky\"} 1",
         "stowage_backup_duration_seconds_count{target=\"flaky\"} 1",
         "stowage_docker_up 1",
+        "stowage_alert_delivery_failures_total{channel=\"email\"} 0",
         "stowage_targets 1",
         "stowage_uploads_total{result=\"ok\",storage=\"disk\"} 1",
         "stowage_uploads_total{result=\"failed\",storage=\"disk\"} 0",
