@@ -14,9 +14,12 @@ cd "$(dirname "$0")/.."
 REPS=${REPS:-3}
 scripts/deps.sh
 command -v /usr/bin/time >/dev/null || apt-get install -y -qq time >/dev/null
-cargo build --release --locked --bins 2>&1 | tail -1
+# BENCH_BIN=path measures another build (e.g. target/small/stowage) instead of the release one.
+if [ -z "${BENCH_BIN:-}" ]; then
+	cargo build --release --locked --bins 2>&1 | tail -1
+fi
 scripts/images.sh >/dev/null
-BIN=$PWD/target/release/stowage
+BIN=${BENCH_BIN:-$PWD/target/release/stowage}
 out=$(mktemp -d)
 keys=$(mktemp -d)
 trap 'rm -rf "$out" "$keys"' EXIT

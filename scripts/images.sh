@@ -85,7 +85,7 @@ for variant in sqlite-app:python3 sqlite-app-cli:python3,sqlite3; do
 done
 
 if [ "${1:-}" = stowage ]; then
-	bin=${STOWAGE_BIN:-target/debug/stowage}
+	bin=${IMAGE_STOWAGE_BIN:-target/debug/stowage}  # not STOWAGE_*: stowage reads those as config
 	[ -x "$bin" ] || { echo "images.sh: $bin not built" >&2; exit 1; }
 	# The runtime image as the Dockerfile's runtime stage makes it, on the locally built base,
 	# from a context that holds only the binary.

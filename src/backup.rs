@@ -311,19 +311,24 @@ async fn apply_retention(target: &Target, opts: &Options) -> Option<Result<usize
     }
 }
 
-async fn run_target(
-    docker: &Docker,
-    target: &Target,
-    opts: &Options,
-) -> Vec<Result<Outcome, BackupError>> {
-    let fail = |database: &str, step, failure| BackupError {
+/// A failure of `target` at `step`, with its context.
+fn target_error(target: &Target, database: &str, step: Step, failure: Failure) -> BackupError {
+    BackupError {
         container: target.container.name.clone(),
         target: target.name.clone(),
         engine: target.engine.name().to_string(),
         database: database.to_string(),
         step,
         failure,
-    };
+    }
+}
+
+async fn run_target(
+    docker: &Docker,
+    target: &Target,
+    opts: &Options,
+) -> Vec<Result<Outcome, BackupError>> {
+    let fail = |database: &str, step, failure| target_error(target, database, step, failure);
     let first_db = match &target.databases {
         Databases::All => "all".to_string(),
         Databases::Named(names) => names.join(","),
@@ -383,14 +388,7 @@ async fn run_databases(
     site: &Site,
     values: BTreeMap<String, String>,
 ) -> Vec<Result<Outcome, BackupError>> {
-    let fail = |database: &str, step, failure| BackupError {
-        container: target.container.name.clone(),
-        target: target.name.clone(),
-        engine: target.engine.name().to_string(),
-        database: database.to_string(),
-        step,
-        failure,
-    };
+    let fail = |database: &str, step, failure| target_error(target, database, step, failure);
     let version = dump_tool_version(docker, target, site, &values).await;
     let runs: Vec<(Option<String>, bool)> = match &target.databases {
         Databases::All => vec![(None, true)],

@@ -47,18 +47,22 @@ struct Ctx {
 }
 
 impl Ctx {
+    /// Waits for one of the `daemon.max_concurrent` slots.
+    async fn permit(&self) -> tokio::sync::OwnedSemaphorePermit {
+        self.permits
+            .clone()
+            .acquire_owned()
+            .await
+            .expect("the semaphore is never closed")
+    }
+
     /// Starts a backup of `target` as a task; its results go to the status, the metrics, the
     /// alerts and the ping URL.
     fn spawn_backup(&self, tasks: &mut JoinSet<()>, target: Arc<Target>) -> tokio::task::Id {
         let ctx = self.clone();
         tasks
             .spawn(async move {
-                let _permit = ctx
-                    .permits
-                    .clone()
-                    .acquire_owned()
-                    .await
-                    .expect("the semaphore is never closed");
+                let _permit = ctx.permit().await;
                 let ping = ctx.status.started(&target.name);
                 if let Some(url) = &ping {
                     ctx.notifier.ping(&target.name, url, "/start");
@@ -92,26 +96,10 @@ impl Ctx {
         let ctx = self.clone();
         tasks
             .spawn(async move {
-                let _permit = ctx
-                    .permits
-                    .clone()
-                    .acquire_owned()
-                    .await
-                    .expect("the semaphore is never closed");
+                let _permit = ctx.permit().await;
                 ctx.status.started(&target.name);
                 let report = backup::replicate_target(&target, &ctx.opts).await;
-                let m = &ctx.status.metrics;
-                for (storage, c) in &report.by_storage {
-                    m.uploads
-                        .with_label_values(&[storage, "ok"])
-                        .inc_by(c.uploaded as u64);
-                    m.uploads
-                        .with_label_values(&[storage, "failed"])
-                        .inc_by(c.failed as u64);
-                    m.retention_deleted
-                        .with_label_values(&[storage])
-                        .inc_by(c.pruned as u64);
-                }
+                ctx.status.metrics.record_replication(&report);
                 ctx.status.pass_finished(&target.name);
             })
             .id()

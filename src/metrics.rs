@@ -197,6 +197,21 @@ impl Metrics {
         self.retention_deleted.with_label_values(&[storage]);
     }
 
+    /// Counts an upload pass's results per storage.
+    pub fn record_replication(&self, report: &crate::replicate::Report) {
+        for (storage, c) in &report.by_storage {
+            self.uploads
+                .with_label_values(&[storage, "ok"])
+                .inc_by(c.uploaded as u64);
+            self.uploads
+                .with_label_values(&[storage, "failed"])
+                .inc_by(c.failed as u64);
+            self.retention_deleted
+                .with_label_values(&[storage])
+                .inc_by(c.pruned as u64);
+        }
+    }
+
     /// Forgets a target that is gone.
     pub fn remove_target(&self, target: &str) {
         for g in [

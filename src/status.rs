@@ -215,17 +215,7 @@ impl Status {
                     }
                 }
                 if let Some(rep) = &run.replication {
-                    for (storage, counts) in &rep.by_storage {
-                        m.uploads
-                            .with_label_values(&[storage, "ok"])
-                            .inc_by(counts.uploaded as u64);
-                        m.uploads
-                            .with_label_values(&[storage, "failed"])
-                            .inc_by(counts.failed as u64);
-                        m.retention_deleted
-                            .with_label_values(&[storage])
-                            .inc_by(counts.pruned as u64);
-                    }
+                    m.record_replication(rep);
                 }
                 if let Some(local) = &run.local_retention {
                     match local {

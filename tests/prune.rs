@@ -36,19 +36,7 @@ fn redate(artifact: &Path, days_ago: i64) -> PathBuf {
 fn prune_plans_deletes_and_runs_after_backups() {
     let instance = unique("prune");
     let dir = Scratch::new("prune");
-    let mut labels = target_labels(&instance);
-    labels.push(("stowage.retention", "daily=2".into()));
-    let pg = Pg::start(
-        "prune",
-        PgOptions {
-            labels,
-            env: vec![
-                ("POSTGRES_PASSWORD", "pw".into()),
-                ("POSTGRES_DB", "app".into()),
-            ],
-            ..Default::default()
-        },
-    );
+    let pg = Pg::start_target_with("prune", &instance, &[("stowage.retention", "daily=2")]);
     pg.psql("CREATE TABLE t (v int); INSERT INTO t VALUES (1)");
     let (code, stdout, stderr) = run_stowage(dir.path(), &instance, &["backup"]);
     assert_eq!(code, 0, "{stderr}");

@@ -56,19 +56,13 @@ fn uploads_list_remote_retention_and_remote_only() {
         format!("file://{}", usb.path().display()),
     ));
     env.push(("STOWAGE_STORAGE__USB__DEFAULT".into(), "false".into()));
-    let mut labels = target_labels(&instance);
-    labels.push(("stowage.retention", "last=2".into()));
-    labels.push(("stowage.storage", "offsite,usb".into()));
-    let pg = Pg::start(
+    let pg = Pg::start_target_with(
         "s3",
-        PgOptions {
-            labels,
-            env: vec![
-                ("POSTGRES_PASSWORD", "pw".into()),
-                ("POSTGRES_DB", "app".into()),
-            ],
-            ..Default::default()
-        },
+        &instance,
+        &[
+            ("stowage.retention", "last=2"),
+            ("stowage.storage", "offsite,usb"),
+        ],
     );
     pg.psql("CREATE TABLE t (v text); INSERT INTO t VALUES ('offsite')");
     let target = pg.c.name.clone();

@@ -24,18 +24,10 @@ fn run(dir: &std::path::Path, instance: &str, args: &[&str]) -> (i32, String, St
 fn example_user_engine_backs_up_and_restores() {
     let instance = unique("usereng");
     let dir = Scratch::new("usereng");
-    let mut labels = target_labels(&instance);
-    labels.push(("stowage.engine", "postgres-custom".into()));
-    let src = Pg::start(
+    let src = Pg::start_target_with(
         "usereng-src",
-        PgOptions {
-            labels,
-            env: vec![
-                ("POSTGRES_PASSWORD", "pw".into()),
-                ("POSTGRES_DB", "app".into()),
-            ],
-            ..Default::default()
-        },
+        &instance,
+        &[("stowage.engine", "postgres-custom")],
     );
     src.seed(1);
     let before = src.table_checksums();

@@ -94,10 +94,17 @@ pub struct Pg {
 impl Pg {
     /// The common case: a target of `instance` with password `pw` and database `app`.
     pub fn start_target(prefix: &str, instance: &str) -> Pg {
+        Pg::start_target_with(prefix, instance, &[])
+    }
+
+    /// [`Pg::start_target`] with more labels.
+    pub fn start_target_with(prefix: &str, instance: &str, extra: &[(&'static str, &str)]) -> Pg {
+        let mut labels = target_labels(instance);
+        labels.extend(extra.iter().map(|(k, v)| (*k, v.to_string())));
         Pg::start(
             prefix,
             PgOptions {
-                labels: target_labels(instance),
+                labels,
                 env: vec![
                     ("POSTGRES_PASSWORD", "pw".into()),
                     ("POSTGRES_DB", "app".into()),
