@@ -159,32 +159,32 @@ impl Status {
         self.metrics.targets.set(inner.targets.len() as i64);
     }
 
-    /// A backup or upload pass of `name` started; returns its ping URL, if any.
+    /// A backup or upload pass of `name` started; returns its ping URL, if any. The running
+    /// gauge counts runs, not views: a target removed while it runs still ends its run.
     pub fn started(&self, name: &str) -> Option<String> {
+        self.metrics.running.inc();
         let mut inner = self.lock();
         let view = inner.targets.get_mut(name)?;
         view.running = true;
-        self.metrics.running.inc();
         view.ping_url.clone()
     }
 
     /// An upload pass ended.
     pub fn pass_finished(&self, name: &str) {
-        let mut inner = self.lock();
-        if let Some(v) = inner.targets.get_mut(name) {
+        self.metrics.running.dec();
+        if let Some(v) = self.lock().targets.get_mut(name) {
             v.running = false;
-            self.metrics.running.dec();
         }
     }
 
     /// A backup ended (`None`: it timed out). Records metrics and returns the alerts due.
     pub fn finished(&self, name: &str, run: Option<&TargetRun>, now: DateTime<Utc>) -> Vec<Event> {
+        self.metrics.running.dec();
         let mut inner = self.lock();
         let Some(view) = inner.targets.get_mut(name) else {
             return vec![];
         };
         view.running = false;
-        self.metrics.running.dec();
         let m = &self.metrics;
         let mut failure: Option<(String, String)> = None;
         match run {
