@@ -14,6 +14,7 @@ use std::time::Duration;
 use chrono::{DateTime, Utc};
 use lettre::message::Mailbox;
 use lettre::transport::smtp::authentication::Credentials;
+use lettre::transport::smtp::client::{Certificate, Tls, TlsParameters};
 use lettre::{AsyncSmtpTransport, AsyncTransport, Message, Tokio1Executor};
 use serde::{Deserialize, Serialize};
 
@@ -33,6 +34,8 @@ pub enum Kind {
     Recovery,
     /// No success within the staleness window.
     Stale,
+    /// Sent by `stowage alert-test` to check the configuration.
+    Test,
 }
 
 /// One alert. Serialized as is for the generic webhook (README documents the schema).
@@ -67,6 +70,23 @@ impl Event {
             Kind::Failure => format!("stowage: backup of {} FAILED", self.target),
             Kind::Recovery => format!("stowage: backup of {} recovered", self.target),
             Kind::Stale => format!("stowage: no successful backup of {} recently", self.target),
+            Kind::Test => "stowage: test alert".to_string(),
+        }
+    }
+
+    /// The event `stowage alert-test` sends.
+    pub fn test(instance: Option<String>) -> Self {
+        Self {
+            event: Kind::Test,
+            target: "(test)".into(),
+            container: "(test)".into(),
+            engine: "(test)".into(),
+            time: Utc::now(),
+            reason: None,
+            message: "This is a test alert sent by `stowage alert-test`. If you read it, alerts reach you.".into(),
+            last_success: None,
+            instance,
+            stowage_version: env!("CARGO_PKG_VERSION"),
         }
     }
 }
@@ -130,6 +150,10 @@ pub struct Email {
     pub from: String,
     /// Recipients.
     pub to: Vec<String>,
+    /// PEM file of extra CA certificates to trust for the server (for a relay with a private
+    /// CA or a self-signed certificate); the system's roots are trusted as well.
+    #[serde(default)]
+    pub ca_file: Option<std::path::PathBuf>,
 }
 
 /// `[alerts]` in config.
@@ -162,7 +186,121 @@ fn default_stale() -> u64 {
 }
 
 /// The SMTP transport, sender and recipients.
-type Mailer = (AsyncSmtpTransport<Tokio1Executor>, Mailbox, Vec<Mailbox>);
+struct Mailer {
+    transport: AsyncSmtpTransport<Tokio1Executor>,
+    /// `host:port (security)`, for messages.
+    server: String,
+    from: Mailbox,
+    to: Vec<Mailbox>,
+}
+
+/// Builds the mailer; a bad address, server name or CA file is a configuration error.
+fn mailer(e: &Email) -> Result<Mailer, String> {
+    type Transport = AsyncSmtpTransport<Tokio1Executor>;
+    let tls = |wrap: fn(TlsParameters) -> Tls| -> Result<Tls, String> {
+        let mut params = TlsParameters::builder(e.host.clone());
+        if let Some(path) = &e.ca_file {
+            let pem = std::fs::read(path)
+                .map_err(|err| format!("alerts.email.ca_file {}: {err}", path.display()))?;
+            let cert = Certificate::from_pem(&pem).map_err(|err| {
+                format!(
+                    "alerts.email.ca_file {}: not PEM certificates: {err}",
+                    path.display()
+                )
+            })?;
+            params = params.add_root_certificate(cert);
+        }
+        let params = params
+            .build_rustls()
+            .map_err(|err| format!("alerts.email: TLS setup for {:?}: {err}", e.host))?;
+        Ok(wrap(params))
+    };
+    let (security, default_port, tls) = match e.security {
+        Security::Starttls => ("STARTTLS", 587, tls(Tls::Required)?),
+        Security::Tls => ("TLS", 465, tls(Tls::Wrapper)?),
+        Security::None => ("no encryption", 25, Tls::None),
+    };
+    let port = e.port.unwrap_or(default_port);
+    let mut builder = Transport::builder_dangerous(&e.host)
+        .port(port)
+        .tls(tls)
+        .timeout(Some(DELIVERY_TIMEOUT));
+    if let Some(user) = &e.username {
+        let pw = e
+            .password
+            .as_ref()
+            .map(|p| p.expose().to_string())
+            .unwrap_or_default();
+        builder = builder.credentials(Credentials::new(user.clone(), pw));
+    }
+    let from: Mailbox = e
+        .from
+        .parse()
+        .map_err(|err| format!("alerts.email.from {:?}: {err}", e.from))?;
+    let to =
+        e.to.iter()
+            .map(|t| {
+                t.parse()
+                    .map_err(|err| format!("alerts.email.to {t:?}: {err}"))
+            })
+            .collect::<Result<Vec<Mailbox>, _>>()?;
+    if to.is_empty() {
+        return Err("alerts.email.to is empty".into());
+    }
+    Ok(Mailer {
+        transport: builder.build(),
+        server: format!("{}:{port} ({security})", e.host),
+        from,
+        to,
+    })
+}
+
+/// POSTs `event` to one webhook in its format.
+async fn post_webhook(http: &reqwest::Client, hook: &Webhook, event: &Event) -> Result<(), String> {
+    let body = match hook.format {
+        WebhookFormat::Json => serde_json::to_value(event).expect("serializable"),
+        WebhookFormat::Slack => serde_json::json!({ "text": text(event) }),
+        WebhookFormat::Discord => serde_json::json!({ "content": text(event) }),
+    };
+    match http.post(hook.url.expose()).json(&body).send().await {
+        Ok(r) if r.status().is_success() => Ok(()),
+        Ok(r) => Err(format!("HTTP {}", r.status())),
+        Err(e) => Err(redact_url(&e.to_string(), hook.url.expose())),
+    }
+}
+
+/// Mails `event` to the recipients.
+async fn send_mail(mailer: &Mailer, event: &Event) -> Result<(), String> {
+    let mut message = Message::builder()
+        .from(mailer.from.clone())
+        .subject(event.summary());
+    for t in &mailer.to {
+        message = message.to(t.clone());
+    }
+    let message = message.body(text(event)).map_err(|e| e.to_string())?;
+    // lettre's own timeout does not cover every read: a server that stops answering
+    // mid-dialogue would hold the task forever.
+    match tokio::time::timeout(DELIVERY_TIMEOUT, mailer.transport.send(message)).await {
+        Ok(Ok(_)) => Ok(()),
+        Ok(Err(e)) => Err(chain(&e)),
+        Err(_) => Err(format!("no answer within {} s", DELIVERY_TIMEOUT.as_secs())),
+    }
+}
+
+/// An error and its sources on one line (lettre puts the TLS or server reply in the source).
+fn chain(e: &dyn std::error::Error) -> String {
+    let mut out = e.to_string();
+    let mut cause = e.source();
+    while let Some(c) = cause {
+        let text = c.to_string();
+        if !out.contains(&text) {
+            out.push_str(": ");
+            out.push_str(&text);
+        }
+        cause = c.source();
+    }
+    out
+}
 
 /// Sends alerts and pings in the background.
 #[derive(Clone)]
@@ -187,50 +325,7 @@ impl std::fmt::Debug for Notifier {
 impl Notifier {
     /// Builds the senders; a bad address or server name is a configuration error.
     pub fn new(c: &AlertsConfig, metrics: Metrics) -> Result<Self, String> {
-        let mailer = match &c.email {
-            None => None,
-            Some(e) => {
-                let builder = match e.security {
-                    Security::Starttls => {
-                        AsyncSmtpTransport::<Tokio1Executor>::starttls_relay(&e.host)
-                    }
-                    Security::Tls => AsyncSmtpTransport::<Tokio1Executor>::relay(&e.host),
-                    Security::None => Ok(AsyncSmtpTransport::<Tokio1Executor>::builder_dangerous(
-                        &e.host,
-                    )),
-                }
-                .map_err(|err| format!("alerts.email.host {:?}: {err}", e.host))?;
-                let port = e.port.unwrap_or(match e.security {
-                    Security::Starttls => 587,
-                    Security::Tls => 465,
-                    Security::None => 25,
-                });
-                let mut builder = builder.port(port).timeout(Some(DELIVERY_TIMEOUT));
-                if let Some(user) = &e.username {
-                    let pw = e
-                        .password
-                        .as_ref()
-                        .map(|p| p.expose().to_string())
-                        .unwrap_or_default();
-                    builder = builder.credentials(Credentials::new(user.clone(), pw));
-                }
-                let from: Mailbox = e
-                    .from
-                    .parse()
-                    .map_err(|err| format!("alerts.email.from {:?}: {err}", e.from))?;
-                let to =
-                    e.to.iter()
-                        .map(|t| {
-                            t.parse()
-                                .map_err(|err| format!("alerts.email.to {t:?}: {err}"))
-                        })
-                        .collect::<Result<Vec<Mailbox>, _>>()?;
-                if to.is_empty() {
-                    return Err("alerts.email.to is empty".into());
-                }
-                Some(Arc::new((builder.build(), from, to)))
-            }
-        };
+        let mailer = c.email.as_ref().map(mailer).transpose()?.map(Arc::new);
         let http = reqwest::Client::builder()
             .timeout(DELIVERY_TIMEOUT)
             .user_agent(concat!("stowage/", env!("CARGO_PKG_VERSION")))
@@ -244,24 +339,15 @@ impl Notifier {
         })
     }
 
-    /// Sends `event` to every webhook and to email, in the background.
+    /// Sends `event` to every webhook and to email, in the background. A failed delivery is
+    /// logged and counted.
     pub fn send(&self, event: Event) {
         tracing::info!(target = %event.target, event = ?event.event, "sending alert");
-        for hook in self.webhooks.iter().cloned() {
+        for hook in self.webhooks.iter() {
             let (http, metrics, event) = (self.http.clone(), self.metrics.clone(), event.clone());
+            let hook = hook.clone();
             tokio::spawn(async move {
-                let body = match hook.format {
-                    WebhookFormat::Json => serde_json::to_value(&event).expect("serializable"),
-                    WebhookFormat::Slack => serde_json::json!({ "text": text(&event) }),
-                    WebhookFormat::Discord => serde_json::json!({ "content": text(&event) }),
-                };
-                let result = http.post(hook.url.expose()).json(&body).send().await;
-                let failure = match result {
-                    Ok(r) if r.status().is_success() => None,
-                    Ok(r) => Some(format!("HTTP {}", r.status())),
-                    Err(e) => Some(redact_url(&e.to_string(), hook.url.expose())),
-                };
-                if let Some(why) = failure {
+                if let Err(why) = post_webhook(&http, &hook, &event).await {
                     metrics.alert_failures.with_label_values(&["webhook"]).inc();
                     tracing::warn!(target = %event.target, "webhook delivery failed: {why}");
                 }
@@ -270,27 +356,28 @@ impl Notifier {
         if let Some(mailer) = self.mailer.clone() {
             let (metrics, event) = (self.metrics.clone(), event.clone());
             tokio::spawn(async move {
-                let (transport, from, to) = &*mailer;
-                let mut message = Message::builder()
-                    .from(from.clone())
-                    .subject(event.summary());
-                for t in to {
-                    message = message.to(t.clone());
-                }
-                let sent = match message.body(text(&event)) {
-                    Ok(m) => transport
-                        .send(m)
-                        .await
-                        .map(|_| ())
-                        .map_err(|e| e.to_string()),
-                    Err(e) => Err(e.to_string()),
-                };
-                if let Err(why) = sent {
+                if let Err(why) = send_mail(&mailer, &event).await {
                     metrics.alert_failures.with_label_values(&["email"]).inc();
-                    tracing::warn!(target = %event.target, "email delivery failed: {why}");
+                    tracing::warn!(target = %event.target, server = %mailer.server, "email delivery failed: {why}");
                 }
             });
         }
+    }
+
+    /// Sends `event` to every webhook and to email now, one after the other, and returns each
+    /// channel's result (for `stowage alert-test`).
+    pub async fn deliver_all(&self, event: &Event) -> Vec<(String, Result<(), String>)> {
+        let mut out = Vec::new();
+        for (i, hook) in self.webhooks.iter().enumerate() {
+            let name = format!("webhook {} ({:?})", i + 1, hook.format).to_lowercase();
+            out.push((name, post_webhook(&self.http, hook, event).await));
+        }
+        if let Some(mailer) = &self.mailer {
+            let name = format!("email to {}", mailer.to.len());
+            let name = format!("{name} recipient(s) via {}", mailer.server);
+            out.push((name, send_mail(mailer, event).await));
+        }
+        out
     }
 
     /// Pings `url` + `suffix` (`/start`, `` or `/fail`), in the background.

@@ -13,10 +13,12 @@ use anyhow::Context;
 use chrono::Utc;
 use clap::{Parser, Subcommand};
 
+use crate::alerts::{Event, Notifier};
 use crate::backup::{self, Options};
 use crate::config::{self, Config};
 use crate::encryption::{Encryption, Identities};
 use crate::engine::Registry;
+use crate::metrics::Metrics;
 use crate::pipeline::Settings;
 use crate::plan::{self, Databases, Defaults, Entry, Target};
 use crate::schedule::Schedule;
@@ -94,6 +96,9 @@ pub enum Command {
     Engines,
     /// Print the default configuration file.
     Config,
+    /// Send a test alert to every configured webhook and to email now, and say how each
+    /// delivery went (exit 1 if any failed). Checks the `[alerts]` configuration.
+    AlertTest,
 }
 
 /// Runs a parsed command line.
@@ -119,6 +124,7 @@ pub async fn run(cli: Cli) -> ExitCode {
         Command::Verify { targets } => artifacts::cmd_verify(cli.config, &targets).await,
         Command::Backup { targets } => cmd_backup(cli.config, targets).await,
         Command::Run => cmd_run(cli.config).await,
+        Command::AlertTest => cmd_alert_test(cli.config).await,
     };
     result.unwrap_or_else(|e| {
         eprintln!("error: {}", chain(&e));
@@ -140,6 +146,35 @@ fn chain(e: &anyhow::Error) -> String {
         }
     }
     out
+}
+
+async fn cmd_alert_test(config_path: Option<PathBuf>) -> anyhow::Result<ExitCode> {
+    let config = Config::load(config_path.as_deref())?;
+    let notifier = Notifier::new(&config.alerts, Metrics::new())
+        .map_err(|e| anyhow::anyhow!("invalid configuration: {e}"))?;
+    let results = notifier
+        .deliver_all(&Event::test(config.instance.clone()))
+        .await;
+    if results.is_empty() {
+        anyhow::bail!(
+            "no alert channel is configured: add [[alerts.webhooks]] or [alerts.email] to the config"
+        );
+    }
+    let mut failed = false;
+    for (channel, result) in results {
+        match result {
+            Ok(()) => println!("{channel}: delivered"),
+            Err(why) => {
+                failed = true;
+                println!("{channel}: FAILED: {why}");
+            }
+        }
+    }
+    Ok(if failed {
+        ExitCode::FAILURE
+    } else {
+        ExitCode::SUCCESS
+    })
 }
 
 struct Setup {

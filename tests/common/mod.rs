@@ -938,32 +938,75 @@ impl Receiver {
     }
 }
 
-/// A real SMTP server: aiosmtpd (Debian's python3-aiosmtpd) writing mail into a Maildir.
+/// A real SMTP server: aiosmtpd (Debian's python3-aiosmtpd) writing mail into a Maildir,
+/// started by `tests/support/smtp_server.py`.
 pub struct SmtpServer {
     pub port: u16,
     pub maildir: PathBuf,
     child: std::process::Child,
+    log: PathBuf,
+}
+
+/// How an [`SmtpServer`] is secured and whether it wants a login.
+#[derive(Default)]
+pub struct SmtpOptions<'a> {
+    /// `none` (default), `starttls` (required before MAIL) or `tls` (SMTPS).
+    pub security: &'a str,
+    /// Certificate and key PEM files, for `starttls` and `tls`.
+    pub cert: Option<(&'a Path, &'a Path)>,
+    /// The only login accepted; AUTH is then required.
+    pub login: Option<(&'a str, &'a str)>,
 }
 
 impl SmtpServer {
     pub fn start(maildir: &Path) -> SmtpServer {
+        Self::start_with(maildir, SmtpOptions::default())
+    }
+
+    pub fn start_with(maildir: &Path, opts: SmtpOptions) -> SmtpServer {
         let port = free_port();
-        let child = Command::new("/usr/bin/python3")
-            .args(["-m", "aiosmtpd", "-n", "-l", &format!("127.0.0.1:{port}")])
-            .args(["-c", "aiosmtpd.handlers.Mailbox"])
-            .arg(maildir)
-            .stdout(Stdio::null())
+        let log = maildir.with_extension("log");
+        let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/support/smtp_server.py");
+        let mut cmd = Command::new("/usr/bin/python3");
+        cmd.arg("-W").arg("ignore").arg(script);
+        cmd.args(["--port", &port.to_string()])
+            .arg("--maildir")
+            .arg(maildir);
+        cmd.args([
+            "--security",
+            if opts.security.is_empty() {
+                "none"
+            } else {
+                opts.security
+            },
+        ]);
+        if let Some((cert, key)) = opts.cert {
+            cmd.arg("--cert").arg(cert).arg("--key").arg(key);
+        }
+        if let Some((login, password)) = opts.login {
+            cmd.args(["--login", login, "--password", password]);
+        }
+        let child = cmd
+            .stdout(std::fs::File::create(&log).unwrap())
             .stderr(Stdio::null())
             .spawn()
-            .expect("python3 -m aiosmtpd (scripts/deps.sh installs python3-aiosmtpd)");
+            .expect("python3 with aiosmtpd (scripts/deps.sh installs python3-aiosmtpd)");
         wait_for(20, "aiosmtpd to listen", || {
-            std::net::TcpStream::connect(("127.0.0.1", port)).ok()
+            std::fs::read_to_string(&log)
+                .ok()
+                .filter(|l| l.contains("listening"))
         });
         SmtpServer {
             port,
             maildir: maildir.to_path_buf(),
             child,
+            log,
         }
+    }
+
+    /// What the server printed: `auth ok USER` / `auth refused USER` per login attempt.
+    pub fn log(&self) -> String {
+        std::fs::read_to_string(&self.log).unwrap_or_default()
     }
 
     /// The messages delivered so far, as text.
