@@ -117,6 +117,15 @@ pub fn artifact_file_name(
     )
 }
 
+/// When an artifact was started, read from the time its [`artifact_file_name`] begins with
+/// (second precision). `None` for a name stowage did not make.
+pub fn time_from_file_name(name: &str) -> Option<DateTime<Utc>> {
+    let stamp = name.get(..16)?;
+    chrono::NaiveDateTime::parse_from_str(stamp, "%Y%m%dT%H%M%SZ")
+        .ok()
+        .map(|t| t.and_utc())
+}
+
 /// The directory of a target's artifacts.
 pub fn target_dir(backup_dir: &Path, target: &str) -> PathBuf {
     backup_dir.join(file_safe(target))
@@ -313,6 +322,9 @@ mod tests {
             artifact_file_name("x", "d", "sql", true, t(3)),
             "20260102T030405Z_x_d.sql.zst.age"
         );
+        assert_eq!(time_from_file_name(&a), Some(t(3)));
+        assert_eq!(time_from_file_name("notes.txt"), None);
+        assert_eq!(time_from_file_name("20261301T000000Z_x_d.sql.zst"), None);
         assert_eq!(
             target_dir(Path::new("/b"), "../../etc"),
             PathBuf::from("/b/_.._.._etc")

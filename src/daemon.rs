@@ -182,7 +182,10 @@ pub async fn run(
                     let entries = plan::plan(&containers, &defaults);
                     let targets = log_skips(&mut last_skips, entries);
                     let dir = opts.backup_dir.clone();
-                    let newest = |name: &str| crate::catalog::newest(&dir, name);
+                    let remote = newest_remote(&scheduler, &targets, &opts).await;
+                    let newest = |name: &str| {
+                        crate::catalog::newest(&dir, name).or_else(|| remote.get(name).copied())
+                    };
                     let changes = scheduler.update(targets, Utc::now(), newest);
                     log_changes(&scheduler, &changes);
                     status.set_targets(scheduler.slots(), newest);
@@ -334,6 +337,36 @@ async fn watch_events(docker: Docker, tx: tokio::sync::mpsc::Sender<()>) {
         tokio::time::sleep(backoff).await;
         backoff = (backoff * 2).min(Duration::from_secs(60));
     }
+}
+
+/// For targets new to the scheduler that have storages but no local artifact (remote-only
+/// mode, or a new backup directory): when their newest remote copy was started, so that the
+/// missed-run policy and staleness see backups that now live only in storage. Only new
+/// targets are looked up: one LIST per storage each, in practice once, at start-up.
+async fn newest_remote(
+    scheduler: &Scheduler,
+    targets: &[Arc<Target>],
+    opts: &Options,
+) -> HashMap<String, DateTime<Utc>> {
+    let mut out = HashMap::new();
+    for t in targets {
+        if t.storages.is_empty()
+            || scheduler.slots().contains_key(&t.name)
+            || crate::catalog::newest(&opts.backup_dir, &t.name).is_some()
+        {
+            continue;
+        }
+        let remotes: Vec<_> = t
+            .storages
+            .iter()
+            .filter_map(|s| opts.storages.get(s).cloned())
+            .collect();
+        if let Some(at) = crate::replicate::newest_remote(&remotes, &t.name).await {
+            tracing::debug!(target = %t.name, newest = %at, "newest copy is in storage");
+            out.insert(t.name.clone(), at);
+        }
+    }
+    out
 }
 
 /// Logs skipped containers when their reason changes; returns the targets.

@@ -185,6 +185,29 @@ pub async fn remote_artifacts(
     Ok(out)
 }
 
+/// When the newest complete copy of `target` in any of `remotes` was started: the newest
+/// artifact whose manifest is there too (the manifest goes up last, so it marks a complete
+/// upload), dated by its file name. One LIST per storage and no reads; a storage that cannot
+/// be listed is logged and left out.
+pub async fn newest_remote(remotes: &[Arc<Remote>], target: &str) -> Option<chrono::DateTime<Utc>> {
+    let mut newest = None;
+    for remote in remotes {
+        let objects = match remote.list(target).await {
+            Ok(o) => o,
+            Err(e) => {
+                tracing::warn!(target, "{e}; its copies there are not counted");
+                continue;
+            }
+        };
+        let complete = objects.keys().filter_map(|name| {
+            let file = name.strip_suffix(MANIFEST_SUFFIX)?;
+            objects.contains_key(file).then_some(file)
+        });
+        newest = newest.max(complete.filter_map(artifact::time_from_file_name).max());
+    }
+    newest
+}
+
 /// Applies `policy` to `target`'s copies in `remote`; returns how many were deleted.
 async fn prune_remote(
     remote: &Remote,
