@@ -6,7 +6,7 @@
 # on its own locally built Debian base.
 FROM rust:1-bookworm AS build
 WORKDIR /src
-COPY Cargo.toml Cargo.lock ./
+COPY Cargo.toml Cargo.lock build.rs ./
 COPY src src
 COPY engines engines
 COPY config config

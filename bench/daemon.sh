@@ -48,7 +48,8 @@ hwm=$(awk '/^VmHWM/{print $2}' "/proc/$pid/status")
 kill "$pid"
 wait "$pid" || true
 pid=
-echo "| idle daemon, $targets targets, 60 s | RSS $((rss / 1024)) MiB (peak $((hwm / 1024)) MiB) |"
+printf '| idle daemon, %s targets, 60 s | RSS %.1f MiB (peak %.1f MiB) |\n' "$targets" \
+	"$(awk -v k="$rss" 'BEGIN {print k / 1024}')" "$(awk -v k="$hwm" 'BEGIN {print k / 1024}')"
 
 start_containers 101 200
 times=()

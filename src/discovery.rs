@@ -17,8 +17,10 @@ pub const ENABLE_LABEL: &str = "stowage.enable";
 /// The label that assigns a container to one stowage instance (config `instance`).
 pub const INSTANCE_LABEL: &str = "stowage.instance";
 
-/// How many container inspections run at once.
-const INSPECT_CONCURRENCY: usize = 16;
+/// How many container inspections run at once. Each one holds a response body and its parsed
+/// form; 4 keeps the idle daemon's peak heap low and still plans 200 containers in a fraction
+/// of a second (BENCHMARKS.md).
+const INSPECT_CONCURRENCY: usize = 4;
 
 /// A container's environment. Values may be secrets, so `Debug` shows the names only.
 #[derive(Clone, Default)]

@@ -9,6 +9,7 @@
 //! occurrence. This module only computes times; [`crate::scheduler`] decides what is due.
 
 use std::str::FromStr;
+use std::sync::Arc;
 
 use chrono::{DateTime, Utc};
 use chrono_tz::Tz;
@@ -18,7 +19,9 @@ use croner::Cron;
 #[derive(Debug, Clone)]
 pub struct Schedule {
     text: String,
-    cron: Cron,
+    /// Shared: a parsed pattern holds a bitfield per possible value (about 5 KB with the
+    /// years), and every target without its own schedule clones the default one.
+    cron: Arc<Cron>,
     zone: Tz,
 }
 
@@ -71,7 +74,7 @@ impl Schedule {
         let cron = Cron::from_str(trimmed).map_err(|e| err(e.to_string()))?;
         Ok(Self {
             text: trimmed.to_string(),
-            cron,
+            cron: Arc::new(cron),
             zone,
         })
     }

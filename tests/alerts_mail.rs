@@ -18,19 +18,6 @@ struct Pki {
     key: PathBuf,
 }
 
-fn openssl(dir: &Path, args: &[&str]) {
-    let out = Command::new("openssl")
-        .args(args)
-        .current_dir(dir)
-        .output()
-        .expect("openssl (scripts/deps.sh installs it)");
-    assert!(
-        out.status.success(),
-        "openssl {args:?}: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-}
-
 fn pki(dir: &Path) -> Pki {
     let key = "-newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes";
     let ca = format!("req -x509 {key} -keyout ca.key -out ca.pem -days 2");

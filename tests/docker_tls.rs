@@ -12,19 +12,6 @@ use std::time::{Duration, Instant};
 
 use common::*;
 
-fn openssl(dir: &Path, args: &[&str]) {
-    let out = Command::new("openssl")
-        .current_dir(dir)
-        .args(args)
-        .output()
-        .expect("openssl CLI (scripts/deps.sh installs it)");
-    assert!(
-        out.status.success(),
-        "openssl {args:?}: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-}
-
 /// ca.pem, server-cert.pem/server-key.pem (for 127.0.0.1) and the client's cert.pem/key.pem.
 fn make_certs(dir: &Path) {
     openssl(

@@ -517,6 +517,20 @@ pub fn run_stowage(backup_dir: &Path, instance: &str, args: &[&str]) -> (i32, St
     outcome(stowage(backup_dir, instance).args(args))
 }
 
+/// Runs the openssl CLI in `dir`; panics with its stderr if it fails.
+pub fn openssl(dir: &Path, args: &[&str]) {
+    let out = Command::new("openssl")
+        .current_dir(dir)
+        .args(args)
+        .output()
+        .expect("openssl CLI (scripts/deps.sh installs it)");
+    assert!(
+        out.status.success(),
+        "openssl {args:?}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
 /// Runs a prepared command to completion: (exit code, or -1 if killed; stdout; stderr).
 pub fn outcome(cmd: &mut Command) -> (i32, String, String) {
     let out = cmd.output().unwrap();
