@@ -282,24 +282,10 @@ async fn send_mail(mailer: &Mailer, event: &Event) -> Result<(), String> {
     // mid-dialogue would hold the task forever.
     match tokio::time::timeout(DELIVERY_TIMEOUT, mailer.transport.send(message)).await {
         Ok(Ok(_)) => Ok(()),
-        Ok(Err(e)) => Err(chain(&e)),
+        // lettre keeps the TLS failure or the server's reply in the error's source.
+        Ok(Err(e)) => Err(crate::error_text::one_line(&e)),
         Err(_) => Err(format!("no answer within {} s", DELIVERY_TIMEOUT.as_secs())),
     }
-}
-
-/// An error and its sources on one line (lettre puts the TLS or server reply in the source).
-fn chain(e: &dyn std::error::Error) -> String {
-    let mut out = e.to_string();
-    let mut cause = e.source();
-    while let Some(c) = cause {
-        let text = c.to_string();
-        if !out.contains(&text) {
-            out.push_str(": ");
-            out.push_str(&text);
-        }
-        cause = c.source();
-    }
-    out
 }
 
 /// Sends alerts and pings in the background.
@@ -373,8 +359,11 @@ impl Notifier {
             out.push((name, post_webhook(&self.http, hook, event).await));
         }
         if let Some(mailer) = &self.mailer {
-            let name = format!("email to {}", mailer.to.len());
-            let name = format!("{name} recipient(s) via {}", mailer.server);
+            let name = format!(
+                "email to {} recipient(s) via {}",
+                mailer.to.len(),
+                mailer.server
+            );
             out.push((name, send_mail(mailer, event).await));
         }
         out

@@ -181,11 +181,8 @@ pub async fn run(
                     };
                     let entries = plan::plan(&containers, &defaults);
                     let targets = log_skips(&mut last_skips, entries);
-                    let dir = opts.backup_dir.clone();
-                    let remote = newest_remote(&scheduler, &targets, &opts).await;
-                    let newest = |name: &str| {
-                        crate::catalog::newest(&dir, name).or_else(|| remote.get(name).copied())
-                    };
+                    let last = last_backups(&scheduler, &targets, &opts).await;
+                    let newest = |name: &str| last.get(name).copied();
                     let changes = scheduler.update(targets, Utc::now(), newest);
                     log_changes(&scheduler, &changes);
                     status.set_targets(scheduler.slots(), newest);
@@ -339,30 +336,33 @@ async fn watch_events(docker: Docker, tx: tokio::sync::mpsc::Sender<()>) {
     }
 }
 
-/// For targets new to the scheduler that have storages but no local artifact (remote-only
-/// mode, or a new backup directory): when their newest remote copy was started, so that the
-/// missed-run policy and staleness see backups that now live only in storage. Only new
-/// targets are looked up: one LIST per storage each, in practice once, at start-up.
-async fn newest_remote(
+/// When the last backup of each target new to the scheduler was started, for the missed-run
+/// policy and staleness: its newest local artifact, else (for a target with storages, as in
+/// remote-only mode) its newest complete remote copy. Targets already scheduled are not looked
+/// up again, so the storages are listed once per target, in practice at start-up.
+async fn last_backups(
     scheduler: &Scheduler,
     targets: &[Arc<Target>],
     opts: &Options,
 ) -> HashMap<String, DateTime<Utc>> {
     let mut out = HashMap::new();
     for t in targets {
-        if t.storages.is_empty()
-            || scheduler.slots().contains_key(&t.name)
-            || crate::catalog::newest(&opts.backup_dir, &t.name).is_some()
-        {
+        if scheduler.slots().contains_key(&t.name) {
             continue;
         }
-        let remotes: Vec<_> = t
-            .storages
-            .iter()
-            .filter_map(|s| opts.storages.get(s).cloned())
-            .collect();
-        if let Some(at) = crate::replicate::newest_remote(&remotes, &t.name).await {
-            tracing::debug!(target = %t.name, newest = %at, "newest copy is in storage");
+        let mut last = crate::catalog::newest(&opts.backup_dir, &t.name);
+        if last.is_none() && !t.storages.is_empty() {
+            let remotes: Vec<_> = t
+                .storages
+                .iter()
+                .filter_map(|s| opts.storages.get(s).cloned())
+                .collect();
+            last = crate::replicate::newest_remote(&remotes, &t.name).await;
+            if let Some(at) = last {
+                tracing::debug!(target = %t.name, newest = %at, "the newest copy is in storage");
+            }
+        }
+        if let Some(at) = last {
             out.insert(t.name.clone(), at);
         }
     }

@@ -27,6 +27,7 @@
 //! - [`daemon`]: `stowage run`'s loop: re-discovery, schedules, uploads, shutdown.
 //! - [`cli`]: the command line (the binary's edge).
 //! - [`secret`]: the redacting wrapper for secret strings.
+//! - [`error_text`]: errors and their causes on one line, for logs and output.
 
 pub mod alerts;
 pub mod artifact;
@@ -39,6 +40,7 @@ pub mod discovery;
 pub mod docker;
 pub mod encryption;
 pub mod engine;
+pub mod error_text;
 pub mod exec;
 pub mod helper;
 pub mod http;

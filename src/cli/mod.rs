@@ -127,25 +127,9 @@ pub async fn run(cli: Cli) -> ExitCode {
         Command::AlertTest => cmd_alert_test(cli.config).await,
     };
     result.unwrap_or_else(|e| {
-        eprintln!("error: {}", chain(&e));
+        eprintln!("error: {}", crate::error_text::one_line(e.as_ref()));
         ExitCode::from(2)
     })
-}
-
-/// An error and its causes on one line, leaving out a cause whose text the message already
-/// holds (our errors name their cause in their own message).
-fn chain(e: &anyhow::Error) -> String {
-    let mut out = String::new();
-    for cause in e.chain() {
-        let text = cause.to_string();
-        if !out.contains(&text) {
-            if !out.is_empty() {
-                out.push_str(": ");
-            }
-            out.push_str(&text);
-        }
-    }
-    out
 }
 
 async fn cmd_alert_test(config_path: Option<PathBuf>) -> anyhow::Result<ExitCode> {
