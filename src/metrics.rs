@@ -72,25 +72,22 @@ impl Metrics {
     /// Creates and registers every metric.
     pub fn new() -> Self {
         let registry = Registry::new();
+        let register = |metric: Box<dyn prometheus::core::Collector>| {
+            registry.register(metric).expect("unique metric");
+        };
         let gauge = |name: &str, help: &str, labels: &[&str]| {
             let g = GaugeVec::new(Opts::new(name, help), labels).expect("valid metric");
-            registry
-                .register(Box::new(g.clone()))
-                .expect("unique metric");
+            register(Box::new(g.clone()));
             g
         };
         let counter = |name: &str, help: &str, labels: &[&str]| {
             let c = IntCounterVec::new(Opts::new(name, help), labels).expect("valid metric");
-            registry
-                .register(Box::new(c.clone()))
-                .expect("unique metric");
+            register(Box::new(c.clone()));
             c
         };
         let int_gauge = |name: &str, help: &str| {
             let g = IntGauge::new(name, help).expect("valid metric");
-            registry
-                .register(Box::new(g.clone()))
-                .expect("unique metric");
+            register(Box::new(g.clone()));
             g
         };
         let duration = HistogramVec::new(
@@ -104,9 +101,7 @@ impl Metrics {
             &["target"],
         )
         .expect("valid metric");
-        registry
-            .register(Box::new(duration.clone()))
-            .expect("unique metric");
+        register(Box::new(duration.clone()));
         let build = Gauge::with_opts(
             Opts::new(
                 "stowage_build_info",
@@ -116,7 +111,7 @@ impl Metrics {
         )
         .expect("valid metric");
         build.set(1.0);
-        registry.register(Box::new(build)).expect("unique metric");
+        register(Box::new(build));
         let m = Self {
             last_success: gauge(
                 "stowage_backup_last_success_timestamp_seconds",
