@@ -1,20 +1,35 @@
-//! The daemon's configuration: typed, validated, layered.
+//! The configuration: defaults < config file < environment, gathered from each component's
+//! own section type, and checked as a whole before any command works.
 //!
 //! Layers, lowest first: the embedded default file (`config/stowage.toml`, printed by
 //! `stowage config`), the config file (`/etc/stowage/stowage.toml` or `$STOWAGE_CONFIG`), then
-//! `STOWAGE_*` environment variables with `__` between nested keys. Unknown keys are errors, so
-//! a typo never silently falls back to a default. This module reads configuration only; it
-//! talks to neither Docker nor the disk beyond the config file.
+//! `STOWAGE_*` environment variables with `__` between nested keys, and `STOWAGE_…_FILE` for
+//! every secret. Unknown keys are errors, so a typo never silently falls back to a default.
+//!
+//! Each section's type belongs to its component (`[compression]` to [`crate::pipeline`],
+//! `[storage.NAME]` to [`crate::remote`], `[alerts]` to [`crate::daemon::alerts`], …); this
+//! module only layers and gathers them. [`Config::check`] asks every section for its problems
+//! and builds what can be built without touching Docker, the network or the disk (engines,
+//! encryption keys, storages, alert channels, the schedule), and reports every problem at once.
 
 use std::collections::BTreeMap;
+use std::fmt;
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 
 use figment::Figment;
 use figment::providers::{Env, Format, Serialized, Toml};
 use serde::Deserialize;
 
+use crate::daemon::DaemonConfig;
+use crate::daemon::alerts::{AlertsConfig, Channels};
+use crate::daemon::http::HttpConfig;
+use crate::engine::Registry;
+use crate::pipeline::Compression;
+use crate::pipeline::encryption::{Encryption, EncryptionConfig};
+use crate::remote::config::{StorageConfig, Storages};
+use crate::retention::Policy;
 use crate::schedule::Schedule;
-use crate::secret::Secret;
 
 /// The default configuration file, embedded at build time.
 pub const DEFAULT_CONFIG: &str = include_str!("../config/stowage.toml");
@@ -46,76 +61,25 @@ pub struct Config {
     /// How dumps are compressed.
     pub compression: Compression,
     /// How `stowage run` behaves.
-    pub daemon: Daemon,
+    pub daemon: DaemonConfig,
     /// age encryption of artifacts.
     #[serde(default)]
-    pub encryption: Encryption,
+    pub encryption: EncryptionConfig,
     /// Default retention policy (restic's rules), for targets without `stowage.retention`.
     #[serde(default)]
-    pub retention: crate::retention::Policy,
+    pub retention: Policy,
     /// Named remote storages (`[storage.NAME]`).
     #[serde(default)]
-    pub storage: BTreeMap<String, crate::storage::StorageConfig>,
+    pub storage: BTreeMap<String, StorageConfig>,
     /// Remove local copies once they are verified in every storage of their target.
     #[serde(default)]
     pub remote_only: bool,
     /// The daemon's HTTP port.
     #[serde(default)]
-    pub http: crate::http::HttpConfig,
+    pub http: HttpConfig,
     /// Webhooks, email and staleness.
     #[serde(default)]
-    pub alerts: crate::alerts::AlertsConfig,
-}
-
-/// age encryption settings. See `config/stowage.toml`.
-#[derive(Debug, Clone, Default, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct Encryption {
-    /// X25519 recipients (`age1…`); a list, or one string separated by commas or spaces.
-    #[serde(default, deserialize_with = "one_or_many")]
-    pub recipients: Vec<String>,
-    /// A file of recipients, one per line (`#` comments), as `age -R` reads.
-    #[serde(default)]
-    pub recipients_file: Option<PathBuf>,
-    /// A passphrase instead of recipients (age's scrypt recipient).
-    #[serde(default)]
-    pub passphrase: Option<Secret>,
-    /// scrypt work factor (log2 N) for passphrase encryption.
-    #[serde(default = "default_work_factor")]
-    pub scrypt_work_factor: u8,
-    /// Identity file(s) for `stowage restore` (`age-keygen` output).
-    #[serde(default, deserialize_with = "one_or_many_paths")]
-    pub identity_files: Vec<PathBuf>,
-}
-
-fn default_work_factor() -> u8 {
-    16
-}
-
-fn split_list(s: &str) -> Vec<String> {
-    s.split([',', ' ', '\n', '\t'])
-        .map(str::trim)
-        .filter(|p| !p.is_empty())
-        .map(String::from)
-        .collect()
-}
-
-/// A list, or one string of comma- or space-separated items (how environment variables say it).
-fn one_or_many<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Vec<String>, D::Error> {
-    #[derive(Deserialize)]
-    #[serde(untagged)]
-    enum OneOrMany {
-        One(String),
-        Many(Vec<String>),
-    }
-    Ok(match OneOrMany::deserialize(d)? {
-        OneOrMany::One(s) => split_list(&s),
-        OneOrMany::Many(v) => v,
-    })
-}
-
-fn one_or_many_paths<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Vec<PathBuf>, D::Error> {
-    Ok(one_or_many(d)?.into_iter().map(PathBuf::from).collect())
+    pub alerts: AlertsConfig,
 }
 
 /// Config keys whose last segment names a secret. For each, `STOWAGE_<KEY>_FILE` names a file
@@ -148,97 +112,86 @@ fn secret_file_key(var: &str) -> Option<String> {
     SECRET_FIELDS.contains(&last).then_some(key)
 }
 
-/// zstd settings.
-#[derive(Debug, Clone, Copy, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct Compression {
-    /// zstd level, 1..=19.
-    pub level: i32,
-    /// zstd worker threads; 0 = compress on the writer thread.
-    pub threads: u32,
+/// One thing wrong with the configuration.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Problem {
+    /// The key, dotted (`alerts.email.from`, `storage.offsite`).
+    pub key: String,
+    /// What is wrong and what is allowed.
+    pub reason: String,
 }
 
-/// Daemon settings.
-#[derive(Debug, Clone, Copy, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct Daemon {
-    /// Seconds between two looks for labelled containers.
-    pub discovery_interval: u64,
-    /// Backups allowed to run at once.
-    pub max_concurrent: usize,
-    /// Seconds running backups get to finish after SIGTERM.
-    pub shutdown_grace: u64,
-    /// Seconds between passes that retry failed uploads (and apply remote retention).
-    #[serde(default = "default_upload_retry")]
-    pub upload_retry_interval: u64,
-    /// Up to this many seconds are added to each scheduled time, fixed per target and time.
-    #[serde(default)]
-    pub jitter: u64,
-    /// Seconds a backup may take before it is aborted (0: no limit).
-    #[serde(default = "default_backup_timeout")]
-    pub backup_timeout: u64,
-    /// Runs missed while stowage was down: `skip` or `run-once`.
-    #[serde(default)]
-    pub missed_runs: crate::scheduler::MissedRuns,
-}
-
-fn default_backup_timeout() -> u64 {
-    6 * 3600
-}
-
-fn default_upload_retry() -> u64 {
-    900
+impl fmt::Display for Problem {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        if self.reason.starts_with(&self.key) {
+            f.write_str(&self.reason)
+        } else {
+            write!(f, "{}: {}", self.key, self.reason)
+        }
+    }
 }
 
 /// A configuration that could not be loaded or is invalid.
 #[derive(Debug, thiserror::Error)]
 pub enum ConfigError {
-    /// `STOWAGE_CONFIG` names a file that does not exist.
+    /// `STOWAGE_CONFIG` or `--config` names a file that does not exist.
     #[error(
-        "config file {0} (from STOWAGE_CONFIG) does not exist; unset STOWAGE_CONFIG or create the file"
+        "config file {0} (from STOWAGE_CONFIG or --config) does not exist; unset STOWAGE_CONFIG or create the file"
     )]
     Missing(PathBuf),
+    /// `STOWAGE_CONFIG` or `--config` names something that is not a readable file.
+    #[error("config file {path} (from STOWAGE_CONFIG or --config) is not a readable file")]
+    NotAFile {
+        /// The path.
+        path: PathBuf,
+        /// Why.
+        #[source]
+        source: std::io::Error,
+    },
     /// A layer could not be parsed or has an unknown key or a value of the wrong type.
     #[error("invalid configuration: {0}")]
     Parse(#[from] Box<figment::Error>),
     /// A `STOWAGE_…_FILE` variable names a file that cannot be read.
-    #[error("{var} names {path}, which cannot be read: {reason}")]
+    #[error("{var} names {path}, which cannot be read")]
     SecretFile {
         /// The variable.
         var: String,
         /// The file.
         path: PathBuf,
         /// Why.
-        reason: String,
+        #[source]
+        source: std::io::Error,
     },
-    /// A value parsed but makes no sense.
-    #[error("invalid configuration: {key}: {reason}")]
-    Invalid {
-        /// The key, dotted.
-        key: &'static str,
-        /// What is wrong and what is allowed.
-        reason: String,
-    },
+    /// Values parsed but make no sense; every problem found.
+    #[error("invalid configuration: {}", .0.iter().map(Problem::to_string).collect::<Vec<_>>().join("; "))]
+    Invalid(Vec<Problem>),
+}
+
+impl crate::error::Temporary for ConfigError {
+    fn is_temporary(&self) -> bool {
+        false
+    }
+}
+
+/// The parts a checked configuration builds: nothing here has touched Docker, the network or
+/// the disk beyond reading key, CA and engine files.
+#[derive(Debug)]
+pub struct Checked {
+    /// Built-in and user engines.
+    pub registry: Registry,
+    /// The encryption keys, when configured.
+    pub encryption: Option<Arc<Encryption>>,
+    /// The storages (a `file://` directory is created when first used).
+    pub storages: Arc<Storages>,
+    /// The alert channels.
+    pub channels: Channels,
+    /// The default schedule, in the configured zone.
+    pub schedule: Schedule,
 }
 
 impl Config {
-    /// The time zone schedules use: `timezone`, else `TZ`, else UTC.
-    pub fn zone(&self) -> Result<chrono_tz::Tz, ConfigError> {
-        crate::schedule::zone(self.timezone.as_deref()).map_err(|reason| ConfigError::Invalid {
-            key: "timezone",
-            reason,
-        })
-    }
-
-    /// The default schedule, in the configured zone.
-    pub fn default_schedule(&self) -> Result<Schedule, ConfigError> {
-        Schedule::parse_in(&self.schedule, self.zone()?).map_err(|e| ConfigError::Invalid {
-            key: "schedule",
-            reason: e.to_string(),
-        })
-    }
-
-    /// Loads defaults < file < environment. `path` overrides `STOWAGE_CONFIG`.
+    /// Loads defaults < file < environment. `path` overrides `STOWAGE_CONFIG`. Only the shape
+    /// is checked here (keys and types); [`Config::check`] checks the values.
     pub fn load(path: Option<&Path>) -> Result<Self, ConfigError> {
         let (file, explicit) = match path {
             Some(p) => (p.to_path_buf(), true),
@@ -247,8 +200,21 @@ impl Config {
                 None => (PathBuf::from(DEFAULT_CONFIG_PATH), false),
             },
         };
-        if explicit && !file.exists() {
-            return Err(ConfigError::Missing(file));
+        if explicit {
+            match std::fs::metadata(&file) {
+                Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+                    return Err(ConfigError::Missing(file));
+                }
+                Err(source) => return Err(ConfigError::NotAFile { path: file, source }),
+                // /dev/null is a fine empty config; a directory is a mistake.
+                Ok(m) if m.is_dir() => {
+                    return Err(ConfigError::NotAFile {
+                        path: file,
+                        source: std::io::Error::other("it is a directory, not a file"),
+                    });
+                }
+                Ok(_) => {}
+            }
         }
         let mut figment = Figment::from(Toml::string(DEFAULT_CONFIG))
             .merge(Toml::file(&file))
@@ -265,68 +231,96 @@ impl Config {
             let Some(key) = secret_file_key(rest) else {
                 continue;
             };
-            let text = std::fs::read_to_string(&path).map_err(|e| ConfigError::SecretFile {
-                var: var.to_string_lossy().into_owned(),
-                path: PathBuf::from(&path),
-                reason: e.to_string(),
-            })?;
+            let text =
+                std::fs::read_to_string(&path).map_err(|source| ConfigError::SecretFile {
+                    var: var.to_string_lossy().into_owned(),
+                    path: PathBuf::from(&path),
+                    source,
+                })?;
             // Like the official images' `$(< file)`: trailing newlines are not part of it.
             let value = text.trim_end_matches(['\n', '\r']).to_string();
             figment = figment.merge(Serialized::default(&key, value));
         }
-        let config: Config = figment.extract().map_err(Box::new)?;
-        config.validate()?;
-        Ok(config)
+        Ok(figment.extract().map_err(Box::new)?)
     }
 
-    /// Checks what types cannot: ranges and the default schedule.
-    pub fn validate(&self) -> Result<(), ConfigError> {
-        if !(1..=19).contains(&self.compression.level) {
-            return Err(ConfigError::Invalid {
-                key: "compression.level",
-                reason: format!("{} is outside 1..=19", self.compression.level),
-            });
+    /// Checks every section and builds what the commands use; reports every problem found,
+    /// each with its key.
+    pub fn check(&self) -> Result<Checked, ConfigError> {
+        let mut problems: Vec<Problem> = Vec::new();
+        let mut add = |key: &str, reason: String| {
+            problems.push(Problem {
+                key: key.to_string(),
+                reason,
+            })
+        };
+        for (key, reason) in self.compression.problems() {
+            add(key, reason);
         }
-        if self.compression.threads > 64 {
-            return Err(ConfigError::Invalid {
-                key: "compression.threads",
-                reason: format!("{} is more than 64", self.compression.threads),
-            });
+        for (key, reason) in self.daemon.problems() {
+            add(key, reason);
         }
-        if self.daemon.max_concurrent == 0 {
-            return Err(ConfigError::Invalid {
-                key: "daemon.max_concurrent",
-                reason: "must be at least 1".into(),
-            });
-        }
-        if self.daemon.discovery_interval == 0 {
-            return Err(ConfigError::Invalid {
-                key: "daemon.discovery_interval",
-                reason: "must be at least 1 second".into(),
-            });
+        for (key, reason) in self.http.problems() {
+            add(key, reason);
         }
         if let Some(i) = &self.instance
-            && let Err(e) = crate::labels::check_name("instance", i)
+            && let Err(e) = crate::discover::labels::check_name("instance", i)
         {
-            return Err(ConfigError::Invalid {
-                key: "instance",
-                reason: e.reason,
-            });
-        }
-        let zone = self.zone()?;
-        if let Err(e) = Schedule::parse_in(&self.schedule, zone) {
-            return Err(ConfigError::Invalid {
-                key: "schedule",
-                reason: e.to_string(),
-            });
+            add("instance", e.reason);
         }
         if !self.backup_dir.is_absolute() {
-            return Err(ConfigError::Invalid {
-                key: "backup_dir",
-                reason: format!("{} is not an absolute path", self.backup_dir.display()),
-            });
+            add(
+                "backup_dir",
+                format!("{} is not an absolute path", self.backup_dir.display()),
+            );
         }
-        Ok(())
+        let schedule = match crate::schedule::zone(self.timezone.as_deref()) {
+            Ok(zone) => Schedule::parse_in(&self.schedule, zone)
+                .map_err(|e| add("schedule", e.to_string()))
+                .ok(),
+            Err(e) => {
+                add("timezone", e.to_string());
+                None
+            }
+        };
+        let registry = Registry::with_dir(self.engines_dir.as_deref())
+            .map_err(|e| add("engines_dir", e.to_string()))
+            .ok();
+        let encryption = Encryption::from_config(&self.encryption)
+            .map_err(|e| add("encryption", crate::error_text::one_line(&e)))
+            .ok();
+        let storages = match Storages::from_config(&self.storage) {
+            Ok(s) => Some(s),
+            Err(errors) => {
+                for e in errors {
+                    add(&format!("storage.{}", e.name), e.reason);
+                }
+                None
+            }
+        };
+        let channels = match Channels::from_config(&self.alerts) {
+            Ok(c) => Some(c),
+            Err(errors) => {
+                for e in errors {
+                    add(&e.key, e.reason);
+                }
+                None
+            }
+        };
+        match (schedule, registry, encryption, storages, channels) {
+            (Some(schedule), Some(registry), Some(encryption), Some(storages), Some(channels))
+                if problems.is_empty() =>
+            {
+                Ok(Checked {
+                    registry,
+                    encryption: encryption.map(Arc::new),
+                    storages: Arc::new(storages),
+                    channels,
+                    schedule,
+                })
+            }
+            _ => Err(ConfigError::Invalid(problems)),
+        }
     }
 }
 
@@ -339,7 +333,7 @@ mod tests {
         let config: Config = Figment::from(Toml::string(DEFAULT_CONFIG))
             .extract()
             .unwrap();
-        config.validate().unwrap();
+        config.check().unwrap();
         assert_eq!(config.backup_dir, PathBuf::from("/backups"));
     }
 
@@ -367,12 +361,45 @@ mod tests {
     fn rejects_bad_values() {
         figment::Jail::expect_with(|jail| {
             jail.set_env("STOWAGE_SCHEDULE", "61 * * * *");
-            let err = Config::load(None).unwrap_err().to_string();
+            let err = Config::load(None).unwrap().check().unwrap_err().to_string();
             assert!(err.contains("schedule"), "{err}");
             Ok(())
         });
         let err = Config::load(Some(Path::new("/nonexistent/stowage.toml"))).unwrap_err();
         assert!(matches!(err, ConfigError::Missing(_)));
+        let err = Config::load(Some(Path::new("/tmp"))).unwrap_err();
+        assert!(matches!(err, ConfigError::NotAFile { .. }), "{err}");
+        Config::load(Some(Path::new("/dev/null"))).expect("an empty config is fine");
+    }
+
+    #[test]
+    #[allow(clippy::result_large_err)] // figment's Jail closure type
+    fn check_reports_every_problem_with_its_key() {
+        figment::Jail::expect_with(|jail| {
+            jail.set_env("STOWAGE_COMPRESSION__LEVEL", "42");
+            jail.set_env("STOWAGE_ALERTS__EMAIL__HOST", "mail.example");
+            jail.set_env("STOWAGE_ALERTS__EMAIL__FROM", "not an address");
+            jail.set_env("STOWAGE_ALERTS__EMAIL__TO", "[\"ops@example.org\"]");
+            jail.set_env("STOWAGE_HTTP__TOKEN", " ");
+            jail.set_env("STOWAGE_DAEMON__MAX_CONCURRENT", "18446744073709551615");
+            let err = Config::load(None).unwrap().check().unwrap_err();
+            let ConfigError::Invalid(problems) = &err else {
+                panic!("{err}");
+            };
+            let keys: Vec<&str> = problems.iter().map(|p| p.key.as_str()).collect();
+            assert_eq!(
+                keys,
+                [
+                    "compression.level",
+                    "daemon.max_concurrent",
+                    "http.token",
+                    "alerts.email"
+                ],
+                "{err}"
+            );
+            assert!(err.to_string().contains("alerts.email.from"), "{err}");
+            Ok(())
+        });
     }
 
     #[test]
@@ -388,7 +415,10 @@ mod tests {
             );
             let c = Config::load(None).unwrap();
             assert_eq!(
-                c.encryption.passphrase.as_ref().map(Secret::expose),
+                c.encryption
+                    .passphrase
+                    .as_ref()
+                    .map(crate::secret::Secret::expose),
                 Some("s3cret phrase")
             );
             assert_eq!(c.encryption.recipients, ["age1aaa", "age1bbb", "age1ccc"]);
@@ -399,7 +429,8 @@ mod tests {
             );
             assert!(!format!("{c:?}").contains("s3cret"));
             jail.set_env("STOWAGE_ENCRYPTION__PASSPHRASE_FILE", "missing");
-            let err = Config::load(None).unwrap_err().to_string();
+            let err = Config::load(None).unwrap_err();
+            let err = crate::error_text::one_line(&err);
             assert!(
                 err.contains("STOWAGE_ENCRYPTION__PASSPHRASE_FILE") && err.contains("missing"),
                 "{err}"

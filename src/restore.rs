@@ -3,41 +3,40 @@
 //! Steps: verify the artifact's bytes against its manifest (a mismatch refuses the restore
 //! before anything is sent); pick the engine from the manifest; resolve the credentials of the
 //! *target* container exactly as a backup would (its labels, then its environment); run the
-//! engine's restore command as an exec and stream the decompressed dump into its stdin. A
-//! blocking thread reads and decompresses 128 KiB at a time into a bounded channel, so memory
-//! stays bounded and a slow database slows the reader down. The exec's output is drained at
-//! the same time so the restore tool can never block on a full stdout.
+//! engine's restore command as an exec and stream the decompressed dump into its stdin
+//! ([`crate::pipeline::read`]: a blocking thread, a bounded channel, so memory stays bounded
+//! and a slow database slows the reader down). The exec's output is drained at the same time
+//! so the restore tool can never block on a full stdout.
 
 use std::fs::File;
-use std::io::{self, Read};
-use std::path::{Path, PathBuf};
+use std::io;
+use std::path::Path;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use bollard::Docker;
 use bollard::query_parameters::InspectContainerOptions;
-use bytes::Bytes;
-use sha2::{Digest, Sha256};
 use tokio::io::AsyncWriteExt;
-use tokio::sync::mpsc;
 
-use crate::artifact::Manifest;
-use crate::backup::{self, Failure};
-use crate::catalog;
-use crate::discovery::ContainerInfo;
-use crate::encryption::{EncryptionInfo, Identities};
+use crate::backup::Failure;
+use crate::discover::ContainerInfo;
+use crate::discover::labels::{self, Labels};
+use crate::docker::exec::{ExecRequest, ExecStream};
+use crate::engine::resolve::resolve_values;
+use crate::engine::site::Site;
 use crate::engine::{Registry, choose_vars};
-use crate::exec::{ExecRequest, ExecStream};
-use crate::helper::Site;
-use crate::labels::{self, Labels};
+use crate::error::{Temporary, io_is_temporary};
+use crate::local::artifact::Manifest;
+use crate::local::catalog::{self, VerifyError};
+use crate::pipeline::encryption::{EncryptionError, Identities};
+use crate::pipeline::read::{self, Decryption};
 use crate::secret::Secret;
 
-const BLOCK: usize = 128 * 1024;
 const PROGRESS_EVERY: Duration = Duration::from_secs(10);
 
 /// A restore that did not happen or did not complete.
 #[derive(Debug, thiserror::Error)]
-#[error("restore of {artifact} into container {container} failed while {step}: {reason}")]
+#[error("restore of {artifact} into container {container} failed while {step}: {cause}")]
 pub struct RestoreError {
     /// The artifact path.
     pub artifact: String,
@@ -45,8 +44,43 @@ pub struct RestoreError {
     pub container: String,
     /// Where it failed.
     pub step: &'static str,
-    /// Why, and what to do.
-    pub reason: String,
+    /// Why.
+    #[source]
+    pub cause: Cause,
+}
+
+/// Why a restore failed.
+#[derive(Debug, thiserror::Error)]
+pub enum Cause {
+    /// The artifact does not match its manifest.
+    #[error("{0}. Refusing to restore it")]
+    Verify(#[source] VerifyError),
+    /// The artifact cannot be decrypted.
+    #[error("{0}")]
+    Decrypt(#[source] EncryptionError),
+    /// Something the container, the engine or a command did (as for a backup).
+    #[error("{0}")]
+    Failure(#[source] Failure),
+    /// The container cannot be found.
+    #[error("{0}. Check the name with `docker ps`")]
+    Docker(#[source] bollard::errors::Error),
+    /// Reading the artifact failed.
+    #[error("{0}")]
+    Io(#[source] io::Error),
+    /// The request cannot be carried out as asked (engine, database, a mismatch).
+    #[error("{0}")]
+    Refused(String),
+}
+
+impl Temporary for RestoreError {
+    fn is_temporary(&self) -> bool {
+        match &self.cause {
+            Cause::Failure(f) => f.is_temporary(),
+            Cause::Docker(e) => crate::docker::exec::api_is_temporary(e),
+            Cause::Io(e) => io_is_temporary(e),
+            Cause::Verify(_) | Cause::Decrypt(_) | Cause::Refused(_) => false,
+        }
+    }
 }
 
 /// A completed restore.
@@ -68,13 +102,15 @@ pub struct Request<'a> {
     pub container: &'a str,
     /// Database to restore into; default the manifest's.
     pub database: Option<&'a str>,
-    /// For engines that may need a helper container (see [`crate::helper`]).
+    /// For engines that may need a helper container (see [`crate::engine::site`]).
     pub helper_image: Option<&'a str>,
     /// Keys for encrypted artifacts.
     pub identities: Arc<Identities>,
 }
 
 /// Restores an artifact as `req` says.
+// Long: the restore's steps in order, each naming its step in the error; the parts that stand
+// alone are functions (check_artifact, feed).
 pub async fn restore(
     docker: &Docker,
     registry: &Registry,
@@ -87,47 +123,16 @@ pub async fn restore(
         helper_image,
         ..
     } = *req;
-    let err = |step, reason: String| RestoreError {
+    let err = |step, cause: Cause| RestoreError {
         artifact: artifact.display().to_string(),
         container: container.to_string(),
         step,
-        reason,
+        cause,
     };
-    let path = artifact.to_path_buf();
-    let manifest = tokio::task::spawn_blocking(move || catalog::verify_path(&path))
-        .await
-        .map_err(|e| err("checking the artifact", e.to_string()))?
-        .map_err(|e| {
-            err(
-                "checking the artifact",
-                format!("{e}. Refusing to restore it"),
-            )
-        })?;
-    let decryption = if manifest.stored.encrypted {
-        if req.identities.is_empty() {
-            return Err(err(
-                "decrypting",
-                "the artifact is encrypted: give its identity file with --identity FILE (or set encryption.identity_files, or encryption.passphrase for a passphrase)".into(),
-            ));
-        }
-        // Open the header now, so a wrong key fails before anything reaches the database.
-        let ids = req.identities.clone();
-        let info = manifest.stored.encryption.clone();
-        let path = artifact.to_path_buf();
-        tokio::task::spawn_blocking(move || {
-            let file = File::open(&path).map_err(|e| e.to_string())?;
-            ids.open(io::BufReader::new(file), info.as_ref())
-                .map(|_| ())
-        })
-        .await
-        .map_err(|e| err("decrypting", e.to_string()))?
-        .map_err(|e| err("decrypting", e))?;
-        Some((req.identities.clone(), manifest.stored.encryption.clone()))
-    } else {
-        None
-    };
+    let refused = |step, reason: String| err(step, Cause::Refused(reason));
+    let (manifest, decryption) = check_artifact(req).await.map_err(|(s, c)| err(s, c))?;
     let engine = registry.get(&manifest.engine).ok_or_else(|| {
-        err(
+        refused(
             "choosing the engine",
             format!(
                 "the artifact was made by engine {:?}, which this stowage does not know",
@@ -141,38 +146,33 @@ pub async fn restore(
     let whole = database == "all";
     let database_optional = engine.spec.vars.get("database").is_some_and(|v| v.optional);
     if whole && engine.dumps_one_database() && !database_optional {
-        return Err(err(
+        return Err(refused(
             "choosing the database",
             "this artifact holds every database (stowage.database=all); restore it with the engine's own client as README's restore guide shows, or pass --database to pick a target database".into(),
         ));
     }
     labels::check_argument("--database", &database)
-        .map_err(|e| err("choosing the database", e.to_string()))?;
+        .map_err(|e| refused("choosing the database", e.to_string()))?;
 
     let inspected = docker
         .inspect_container(container, None::<InspectContainerOptions>)
         .await
-        .map_err(|e| {
-            err(
-                "finding the container",
-                format!("{e}. Check the name with `docker ps`"),
-            )
-        })?;
+        .map_err(|e| err("finding the container", Cause::Docker(e)))?;
     let info = ContainerInfo::from_inspect(inspected, container.to_string());
     if !info.is_running() {
         return Err(err(
             "finding the container",
-            Failure::NotRunning(info.state.clone()).to_string(),
+            Cause::Failure(Failure::NotRunning(info.state.clone())),
         ));
     }
     let mut own_labels = Labels::parse(&info.labels).unwrap_or_default();
     // The database is the one asked for, whatever the container's labels say.
     own_labels.database = (!whole).then(|| database.clone());
     let vars = choose_vars(engine, &own_labels, &info)
-        .map_err(|e| err("reading credentials", e.to_string()))?;
-    let mut values = backup::resolve_values(docker, &info.id, engine, &vars)
+        .map_err(|e| refused("reading credentials", e.to_string()))?;
+    let mut values = resolve_values(docker, &info.id, engine, &vars)
         .await
-        .map_err(|f| err("reading credentials", f.to_string()))?;
+        .map_err(|e| err("reading credentials", Cause::Failure(Failure::Resolve(e))))?;
     if whole {
         values.remove("database");
     } else {
@@ -184,21 +184,26 @@ pub async fn restore(
     let inv = engine
         .restore_invocation(&values)
         .ok_or_else(|| {
-            err(
+            refused(
                 "preparing the restore",
                 format!("engine {} has no restore command", engine.name()),
             )
         })?
-        .map_err(|e| err("preparing the restore", e))?;
+        .map_err(|e| err("preparing the restore", Cause::Failure(Failure::Render(e))))?;
     let tool = inv.argv[0].clone();
     let site = Site::prepare(docker, &info, engine, helper_image)
         .await
-        .map_err(|e| err("preparing the helper container", e))?;
+        .map_err(|e| {
+            err(
+                "preparing the helper container",
+                Cause::Failure(Failure::Site(e)),
+            )
+        })?;
     let result = async {
         let user = site
             .user(docker, engine, &values)
             .await
-            .map_err(|e| err("preparing the helper container", e))?;
+            .map_err(|e| err("preparing the helper container", Cause::Failure(Failure::Site(e))))?;
         tracing::info!(artifact = %artifact.display(), container = %info.name, engine = engine.name(), database, "restore started");
         let req = ExecRequest {
             argv: inv.argv,
@@ -208,10 +213,10 @@ pub async fn restore(
         };
         let stream = ExecStream::start(docker, &site.container_id, &req)
             .await
-            .map_err(|e| err("starting the restore", Failure::Exec(e).to_string()))?;
+            .map_err(|e| err("starting the restore", Cause::Failure(Failure::Exec(e))))?;
         feed(stream, inv.stdin, artifact, decryption, &manifest, &tool)
             .await
-            .map_err(|(step, reason)| err(step, reason))
+            .map_err(|(step, cause)| err(step, cause))
     }
     .await;
     site.remove(docker).await;
@@ -224,6 +229,44 @@ pub async fn restore(
     })
 }
 
+/// Verifies the artifact against its manifest and, if it is encrypted, opens its header with
+/// the keys given, so a wrong key fails before anything reaches the database.
+async fn check_artifact(
+    req: &Request<'_>,
+) -> Result<(Manifest, Option<Decryption>), (&'static str, Cause)> {
+    let artifact = req.artifact;
+    let path = artifact.to_path_buf();
+    let manifest = tokio::task::spawn_blocking(move || catalog::verify_path(&path))
+        .await
+        .map_err(|e| ("checking the artifact", Cause::Io(io::Error::other(e))))?
+        .map_err(|e| ("checking the artifact", Cause::Verify(e)))?;
+    let decryption = if manifest.stored.encrypted {
+        if req.identities.is_empty() {
+            return Err((
+                "decrypting",
+                Cause::Refused("the artifact is encrypted: give its identity file with --identity FILE (or set encryption.identity_files, or encryption.passphrase for a passphrase)".into()),
+            ));
+        }
+        // Open the header now, so a wrong key fails before anything reaches the database.
+        let ids = req.identities.clone();
+        let info = manifest.stored.encryption.clone();
+        let path = artifact.to_path_buf();
+        tokio::task::spawn_blocking(move || {
+            let file = File::open(&path).map_err(Cause::Io)?;
+            ids.open(io::BufReader::new(file), info.as_ref())
+                .map(|_| ())
+                .map_err(Cause::Decrypt)
+        })
+        .await
+        .map_err(|e| ("decrypting", Cause::Io(io::Error::other(e))))?
+        .map_err(|c| ("decrypting", c))?;
+        Some((req.identities.clone(), manifest.stored.encryption.clone()))
+    } else {
+        None
+    };
+    Ok((manifest, decryption))
+}
+
 /// Streams the artifact (after the `first` line, if any) into the running restore command;
 /// returns the raw bytes sent and the time taken.
 async fn feed(
@@ -233,13 +276,10 @@ async fn feed(
     decryption: Option<Decryption>,
     manifest: &Manifest,
     tool: &str,
-) -> Result<(u64, Duration), (&'static str, String)> {
-    let err = |step, reason: String| (step, reason);
+) -> Result<(u64, Duration), (&'static str, Cause)> {
     let started = Instant::now();
     let mut stdin = stream.take_stdin().expect("requested a stdin");
-    let (tx, mut rx) = mpsc::channel::<Bytes>(16);
-    let path: PathBuf = artifact.to_path_buf();
-    let reader = tokio::task::spawn_blocking(move || decompress(&path, decryption, tx));
+    let (mut rx, reader) = read::spawn(artifact, decryption);
     let feed = async {
         if let Some(line) = &first {
             stdin.write_all(line.expose().as_bytes()).await?;
@@ -262,73 +302,36 @@ async fn feed(
         Ok::<u64, io::Error>(sent)
     };
     let (fed, status) = tokio::join!(feed, stream.finish());
-    let status = status.map_err(|e| err("restoring", Failure::Exec(e).to_string()))?;
+    let status = status.map_err(|e| ("restoring", Cause::Failure(Failure::Exec(e))))?;
     if !status.success() {
         let failure = Failure::Exit {
             tool: tool.to_string(),
             status,
             container_running: true,
         };
-        return Err(err(
+        return Err((
             "restoring",
-            format!(
+            Cause::Refused(format!(
                 "{failure}. Nothing was committed if the restore command is transactional (PostgreSQL's is)"
-            ),
+            )),
         ));
     }
-    let sent = fed.map_err(|e| err("restoring", format!("writing to the restore command: {e}")))?;
+    let sent = fed.map_err(|e| {
+        let e = io::Error::new(e.kind(), format!("writing to the restore command: {e}"));
+        ("restoring", Cause::Io(e))
+    })?;
     let (raw_bytes, raw_sha256) = reader
         .await
-        .map_err(|e| err("restoring", e.to_string()))?
-        .map_err(|e| err("reading the artifact", e.to_string()))?;
+        .map_err(|e| ("restoring", Cause::Io(io::Error::other(e))))?
+        .map_err(|e| ("reading the artifact", Cause::Io(e)))?;
     if raw_bytes != sent || raw_sha256 != manifest.raw.sha256 {
-        return Err(err(
+        return Err((
             "checking what was restored",
-            format!(
+            Cause::Refused(format!(
                 "the decompressed dump ({raw_bytes} bytes, sha256 {raw_sha256}) does not match the manifest ({} bytes, sha256 {}); check the database",
                 manifest.raw.bytes, manifest.raw.sha256
-            ),
+            )),
         ));
     }
     Ok((raw_bytes, started.elapsed()))
-}
-
-/// The keys for an encrypted artifact and what its manifest says about them.
-type Decryption = (Arc<Identities>, Option<EncryptionInfo>);
-
-/// Reads (decrypts) and decompresses the artifact into blocks; returns the raw size and
-/// sha256.
-fn decompress(
-    path: &Path,
-    decryption: Option<Decryption>,
-    tx: mpsc::Sender<Bytes>,
-) -> io::Result<(u64, String)> {
-    let file = io::BufReader::new(File::open(path)?);
-    let input: Box<dyn Read> = match decryption {
-        Some((ids, info)) => Box::new(ids.open(file, info.as_ref()).map_err(io::Error::other)?),
-        None => Box::new(file),
-    };
-    let mut decoder = zstd::stream::read::Decoder::new(input)?;
-    let mut hasher = Sha256::new();
-    let mut total = 0u64;
-    loop {
-        let mut block = vec![0u8; BLOCK];
-        let mut filled = 0;
-        while filled < BLOCK {
-            let n = decoder.read(&mut block[filled..])?;
-            if n == 0 {
-                break;
-            }
-            filled += n;
-        }
-        if filled == 0 {
-            return Ok((total, hex::encode(hasher.finalize())));
-        }
-        block.truncate(filled);
-        hasher.update(&block);
-        total += filled as u64;
-        if tx.blocking_send(Bytes::from(block)).is_err() {
-            return Err(io::Error::other("the restore stopped reading"));
-        }
-    }
 }

@@ -6,7 +6,7 @@
 //! "now" in the zone each time they are needed, so a DST change never shifts a schedule.
 //! Across DST, croner follows Vixie cron: a fixed time that falls into the spring-forward gap
 //! runs right after the gap, the same day; one in the fall-back overlap runs once, at its first
-//! occurrence. This module only computes times; [`crate::scheduler`] decides what is due.
+//! occurrence. This module only computes times; [`crate::daemon::scheduler`] decides what is due.
 
 use std::str::FromStr;
 use std::sync::Arc;
@@ -27,7 +27,7 @@ pub struct Schedule {
 
 /// The time zone named by `name`, or by `TZ` when `name` is `None`, else UTC. `TZ` values
 /// like `:Europe/Berlin` (leading colon) are accepted.
-pub fn zone(name: Option<&str>) -> Result<Tz, String> {
+pub fn zone(name: Option<&str>) -> Result<Tz, ZoneError> {
     let from_env = std::env::var("TZ").ok();
     let text = match name.or(from_env.as_deref()) {
         None => return Ok(Tz::UTC),
@@ -36,10 +36,14 @@ pub fn zone(name: Option<&str>) -> Result<Tz, String> {
     if text.is_empty() {
         return Ok(Tz::UTC);
     }
-    text.parse::<Tz>().map_err(|_| {
-        format!("unknown time zone {text:?}: use an IANA name such as Europe/Berlin or UTC")
-    })
+    text.parse::<Tz>()
+        .map_err(|_| ZoneError(text.chars().take(60).collect()))
 }
+
+/// A time zone name that is not in the IANA database.
+#[derive(Debug, Clone, thiserror::Error)]
+#[error("unknown time zone {0:?}: use an IANA name such as Europe/Berlin or UTC")]
+pub struct ZoneError(String);
 
 /// A schedule that does not parse.
 #[derive(Debug, thiserror::Error)]
@@ -196,7 +200,12 @@ mod tests {
             zone(Some(":America/New_York")).unwrap().name(),
             "America/New_York"
         );
-        assert!(zone(Some("Mars/Olympus")).unwrap_err().contains("IANA"));
+        assert!(
+            zone(Some("Mars/Olympus"))
+                .unwrap_err()
+                .to_string()
+                .contains("IANA")
+        );
     }
 
     #[test]

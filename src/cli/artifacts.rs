@@ -1,71 +1,39 @@
 //! The commands about stored artifacts: `list`, `verify`, `prune` and `upload`.
 //!
-//! They read the backup directory (through [`crate::catalog`]) and the storages; `prune` and
+//! They read the backup directory (through [`crate::local::catalog`]) and the storages; `prune` and
 //! `upload` also need the plan, for each target's retention policy and storages.
 
-use std::collections::{BTreeMap, BTreeSet};
-use std::path::PathBuf;
+use std::collections::BTreeSet;
+use std::path::Path;
 use std::process::ExitCode;
 
-use anyhow::Context;
+use anyhow::Context as _;
 use chrono::Utc;
 
-use super::{discover_and_plan, human_bytes, lock_backup_dir, options, setup};
-use crate::backup;
-use crate::config::Config;
+use super::print::human_bytes;
+use super::{Loaded, exit, lock_backup_dir};
+use crate::local::{artifact, catalog, prune};
 use crate::plan::Entry;
-use crate::storage::Storages;
-use crate::{artifact, catalog, prune, retention};
+use crate::remote::copies;
+use crate::{app, job, retention};
 
-/// The config and the artifacts of `targets` (all when empty).
-fn load_catalog(
-    config_path: Option<PathBuf>,
-    targets: &[String],
-) -> anyhow::Result<(Config, Vec<catalog::Listed>)> {
-    let config = Config::load(config_path.as_deref())?;
-    let listed = catalog::list(&config.backup_dir, targets).with_context(|| {
-        format!(
-            "cannot read backup directory {}",
-            config.backup_dir.display()
-        )
-    })?;
-    Ok((config, listed))
+/// The artifacts of `targets` (all when empty) in the backup directory.
+fn load_catalog(backup_dir: &Path, targets: &[String]) -> anyhow::Result<Vec<catalog::Listed>> {
+    catalog::list(backup_dir, targets)
+        .with_context(|| format!("cannot read backup directory {}", backup_dir.display()))
 }
 
-pub(super) async fn cmd_list(
-    config_path: Option<PathBuf>,
-    targets: &[String],
-) -> anyhow::Result<ExitCode> {
-    let (config, listed) = load_catalog(config_path, targets)?;
-    let storages = Storages::from_config(&config.storage)
-        .map_err(|e| anyhow::anyhow!("invalid configuration: {e}"))?;
-    // (target, file) → the storages holding a verified copy (its manifest is there).
-    let mut remote: BTreeMap<(String, String), Vec<String>> = BTreeMap::new();
-    for r in storages.all() {
-        let names = if targets.is_empty() {
-            r.targets().await
-        } else {
-            Ok(targets.to_vec())
-        };
-        let names = names.unwrap_or_else(|e| {
-            tracing::warn!("{e}; its copies are not shown");
-            vec![]
-        });
-        for t in names {
-            match r.list(&t).await {
-                Ok(objects) => {
-                    for name in objects.keys() {
-                        if let Some(file) = name.strip_suffix(artifact::MANIFEST_SUFFIX) {
-                            remote
-                                .entry((t.clone(), file.to_string()))
-                                .or_default()
-                                .push(r.name.clone());
-                        }
-                    }
-                }
-                Err(e) => tracing::warn!("{e}; its copies are not shown"),
-            }
-        }
+pub(super) async fn cmd_list(l: &Loaded, targets: &[String]) -> anyhow::Result<ExitCode> {
+    let config = &l.config;
+    let listed = load_catalog(&config.backup_dir, targets)?;
+    let storages = &l.checked.storages;
+    // (target, file) → the storages holding a complete copy.
+    let (mut remote, errors) = copies::by_file(storages.all(), targets).await;
+    for e in errors {
+        tracing::error!(
+            "{}; its copies are not shown",
+            crate::error_text::one_line(&e)
+        );
     }
     println!(
         "{:<20} {:<17} {:<9} {:<16} {:>10}  {:<12} {:<20} FILE",
@@ -132,20 +100,17 @@ pub(super) async fn cmd_list(
     Ok(ExitCode::SUCCESS)
 }
 
-pub(super) async fn cmd_upload(
-    config_path: Option<PathBuf>,
-    targets: &[String],
-) -> anyhow::Result<ExitCode> {
-    let s = setup(config_path).await?;
-    let _lock = lock_backup_dir(&s.config)?;
-    let opts = options(&s);
+pub(super) async fn cmd_upload(l: &Loaded, targets: &[String]) -> anyhow::Result<ExitCode> {
+    let ctx = app::context(&l.config, &l.checked).await?;
+    let _lock = lock_backup_dir(&l.config)?;
     let mut failed = false;
-    for entry in discover_and_plan(&s).await? {
+    for entry in ctx.discover_and_plan().await? {
         let Entry::Target(t) = entry else { continue };
         if t.storages.is_empty() || (!targets.is_empty() && !targets.contains(&t.name)) {
             continue;
         }
-        let r = backup::replicate_target(&t, &opts).await;
+        let _permit = ctx.permit().await;
+        let r = job::upload(&ctx, &t).await;
         println!(
             "{}: {} uploaded, {} deleted remotely, {} failed",
             t.name,
@@ -155,23 +120,21 @@ pub(super) async fn cmd_upload(
         );
         failed |= !r.failures.is_empty();
     }
-    Ok(if failed {
-        ExitCode::FAILURE
-    } else {
-        ExitCode::SUCCESS
-    })
+    Ok(exit(failed))
 }
 
 pub(super) async fn cmd_prune(
-    config_path: Option<PathBuf>,
+    l: &Loaded,
     dry_run: bool,
     targets: &[String],
 ) -> anyhow::Result<ExitCode> {
-    let s = setup(config_path).await?;
-    let _lock = lock_backup_dir(&s.config)?;
+    let ctx = app::context(&l.config, &l.checked).await?;
+    let _lock = lock_backup_dir(&l.config)?;
+    let backup_dir = &l.config.backup_dir;
     // Policies come from the containers' labels; a target whose container is gone gets the
     // default policy.
-    let policies: BTreeMap<String, retention::Policy> = discover_and_plan(&s)
+    let policies: std::collections::BTreeMap<String, retention::Policy> = ctx
+        .discover_and_plan()
         .await?
         .into_iter()
         .filter_map(|e| match e {
@@ -179,14 +142,14 @@ pub(super) async fn cmd_prune(
             Entry::Skipped(_) => None,
         })
         .collect();
-    let names: BTreeSet<String> = catalog::list(&s.config.backup_dir, targets)?
+    let names: BTreeSet<String> = load_catalog(backup_dir, targets)?
         .into_iter()
         .map(|l| l.target)
         .collect();
     let (mut deleting, mut kept, mut failed) = (0, 0, false);
     for name in names {
-        let policy = policies.get(&name).unwrap_or(&s.config.retention);
-        let plan = prune::plan_target(&s.config.backup_dir, &name, policy, Utc::now())?;
+        let policy = policies.get(&name).unwrap_or(&l.config.retention);
+        let plan = prune::plan_target(backup_dir, &name, policy, Utc::now())?;
         println!("{name}: {}", plan.policy);
         for p in &plan.planned {
             let verdict = if p.decision.keep { "keep" } else { "delete" };
@@ -217,18 +180,11 @@ pub(super) async fn cmd_prune(
     } else {
         println!("{kept} kept, {deleting} deleted");
     }
-    Ok(if failed {
-        ExitCode::FAILURE
-    } else {
-        ExitCode::SUCCESS
-    })
+    Ok(exit(failed))
 }
 
-pub(super) async fn cmd_verify(
-    config_path: Option<PathBuf>,
-    targets: &[String],
-) -> anyhow::Result<ExitCode> {
-    let (_, listed) = load_catalog(config_path, targets)?;
+pub(super) async fn cmd_verify(l: &Loaded, targets: &[String]) -> anyhow::Result<ExitCode> {
+    let listed = load_catalog(&l.config.backup_dir, targets)?;
     let mut bad = 0;
     for l in &listed {
         let path = l.path.clone();
@@ -243,9 +199,5 @@ pub(super) async fn cmd_verify(
         }
     }
     println!("{} verified, {bad} failed", listed.len() - bad);
-    Ok(if bad > 0 {
-        ExitCode::FAILURE
-    } else {
-        ExitCode::SUCCESS
-    })
+    Ok(exit(bad > 0))
 }

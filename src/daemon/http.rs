@@ -19,9 +19,9 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use serde::{Deserialize, Serialize};
 
-use crate::catalog;
+use crate::daemon::status::{Status, TriggerError};
+use crate::local::catalog;
 use crate::secret::Secret;
-use crate::status::{Status, TriggerError};
 
 /// `[http]` in config.
 #[derive(Debug, Clone, Deserialize)]
@@ -41,6 +41,34 @@ impl Default for HttpConfig {
             listen: default_listen(),
             token: None,
         }
+    }
+}
+
+impl HttpConfig {
+    /// The problems with these settings, as (key, reason).
+    pub fn problems(&self) -> Vec<(&'static str, String)> {
+        let mut out = Vec::new();
+        if !self.listen.is_empty() {
+            let port = self.listen.rsplit_once(':').map(|(_, p)| p.parse::<u16>());
+            if !matches!(port, Some(Ok(_))) {
+                out.push((
+                    "http.listen",
+                    format!(
+                        "{:?} is not host:port (e.g. 0.0.0.0:9847); leave it empty for no HTTP server",
+                        self.listen
+                    ),
+                ));
+            }
+        }
+        if let Some(t) = &self.token
+            && t.expose().trim().is_empty()
+        {
+            out.push((
+                "http.token",
+                "is empty or white space, which would leave the API without protection; set a real token or remove the key (the API is then off)".into(),
+            ));
+        }
+        out
     }
 }
 

@@ -9,6 +9,8 @@ use prometheus::{
     TextEncoder,
 };
 
+use crate::remote::replicate::Report;
+
 /// Every reason class a failure can have (the values of the `reason` label).
 pub const REASONS: &[&str] = &[
     "not_running",
@@ -54,6 +56,8 @@ pub struct Metrics {
     pub alert_failures: IntCounterVec,
     /// 1 while the Docker engine answers.
     pub docker_up: IntGauge,
+    /// 1 if the storage answered its last health check, 0 if not, by storage.
+    pub storage_up: GaugeVec,
 }
 
 impl std::fmt::Debug for Metrics {
@@ -70,6 +74,8 @@ impl Default for Metrics {
 
 impl Metrics {
     /// Creates and registers every metric.
+    // Long: one definition per metric, read top to bottom; splitting it would part names from
+    // their help texts.
     pub fn new() -> Self {
         let registry = Registry::new();
         let register = |metric: Box<dyn prometheus::core::Collector>| {
@@ -173,6 +179,11 @@ impl Metrics {
                 "stowage_docker_up",
                 "1 while the Docker engine answers, 0 while it does not.",
             ),
+            storage_up: gauge(
+                "stowage_storage_up",
+                "1 if the storage answered its last health check (a LIST), 0 if not.",
+                &["storage"],
+            ),
             registry,
         };
         // Series with a fixed label set start at 0, so `increase()` sees the first event.
@@ -193,7 +204,7 @@ impl Metrics {
     }
 
     /// Counts an upload pass's results per storage.
-    pub fn record_replication(&self, report: &crate::replicate::Report) {
+    pub fn record_replication(&self, report: &Report) {
         for (storage, c) in &report.by_storage {
             self.uploads
                 .with_label_values(&[storage, "ok"])

@@ -2,7 +2,7 @@
 //!
 //! Every `daemon.discovery_interval` seconds it re-discovers labelled containers and re-plans,
 //! so containers that appear, disappear or change labels are followed without a restart.
-//! [`crate::scheduler`] decides what is due (schedules in the configured zone, jitter, the
+//! [`crate::daemon::scheduler`] decides what is due (schedules in the configured zone, jitter, the
 //! missed-run policy); due targets start as tasks, at most `daemon.max_concurrent` at once and
 //! never two for one target. A backup that runs longer than `daemon.backup_timeout` is aborted
 //! like one at shutdown. On shutdown it stops starting backups, gives running ones
@@ -10,64 +10,81 @@
 //! removed as its task is dropped, so no partial artifact is ever left under a final name.
 //!
 //! Every `daemon.upload_retry_interval` seconds (and once after start-up) each target with
-//! storages gets an upload pass ([`crate::replicate`]), which uploads what an earlier pass
+//! storages gets an upload pass ([`crate::remote::replicate`]), which uploads what an earlier pass
 //! failed to and applies remote retention. It counts as a run of the target: never at the
 //! same time as its backup.
+
+pub mod alerts;
+mod events;
+pub mod http;
+pub mod metrics;
+pub mod scheduler;
+mod settings;
+pub mod status;
 
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::future::Future;
 use std::sync::Arc;
 use std::time::Duration;
 
-use bollard::Docker;
 use chrono::{DateTime, Utc};
-use tokio::sync::Semaphore;
 use tokio::task::JoinSet;
 
-use crate::alerts::Notifier;
-use crate::backup::{self, Options};
-use crate::config::Config;
-use crate::discovery;
-use crate::engine::Registry;
-use crate::http;
-use crate::metrics::Metrics;
-use crate::plan::{self, Entry, Target};
-use crate::scheduler::{Change, Scheduler};
-use crate::status::Status;
+use crate::job::{self, Context};
+use crate::plan::{Entry, Target};
+use alerts::Notifier;
+use events::{EVENT_DEBOUNCE, watch_events};
+use metrics::Metrics;
+use scheduler::{Change, Scheduler};
+pub use settings::{DaemonConfig, MAX_CONCURRENT, MAX_SECONDS, Settings};
+use status::Status;
+
+/// A start-up problem that keeps the daemon from running.
+#[derive(Debug, thiserror::Error)]
+pub enum DaemonError {
+    /// The HTTP port cannot be bound.
+    #[error("cannot listen on {addr} (http.listen)")]
+    Listen {
+        /// The configured address.
+        addr: String,
+        /// Why.
+        #[source]
+        source: std::io::Error,
+    },
+}
+
+impl crate::error::Temporary for DaemonError {
+    fn is_temporary(&self) -> bool {
+        false
+    }
+}
+
+/// The running backups and upload passes; each yields whether a retry may help.
+type Tasks = JoinSet<bool>;
 
 /// What every spawned run needs.
 #[derive(Clone)]
 struct Ctx {
-    docker: Docker,
-    opts: Options,
-    permits: Arc<Semaphore>,
+    job: Arc<Context>,
     timeout: Option<Duration>,
     status: Arc<Status>,
     notifier: Notifier,
 }
 
 impl Ctx {
-    /// Waits for one of the `daemon.max_concurrent` slots.
-    async fn permit(&self) -> tokio::sync::OwnedSemaphorePermit {
-        self.permits
-            .clone()
-            .acquire_owned()
-            .await
-            .expect("the semaphore is never closed")
-    }
-
     /// Starts a backup of `target` as a task; its results go to the status, the metrics, the
-    /// alerts and the ping URL.
-    fn spawn_backup(&self, tasks: &mut JoinSet<()>, target: Arc<Target>) -> tokio::task::Id {
+    /// alerts and the ping URL. The task yields whether a retry may help: the run failed, and
+    /// only for temporary reasons (a timeout is not retried: it would likely time out again).
+    fn spawn_backup(&self, tasks: &mut Tasks, target: Arc<Target>) -> tokio::task::Id {
         let ctx = self.clone();
         tasks
             .spawn(async move {
-                let _permit = ctx.permit().await;
+                let _permit = ctx.job.permit().await;
                 let ping = ctx.status.started(&target.name);
                 if let Some(url) = &ping {
                     ctx.notifier.ping(&target.name, url, "/start");
                 }
-                let run = backup::backup_target(&ctx.docker, &target, &ctx.opts);
+                let run = job::run_target(&ctx.job, &target);
                 let run = match ctx.timeout {
                     Some(limit) => match tokio::time::timeout(limit, run).await {
                         Ok(r) => Some(r),
@@ -78,128 +95,106 @@ impl Ctx {
                     },
                     None => Some(run.await),
                 };
-                let ok = run
-                    .as_ref()
-                    .is_some_and(|r| r.backups.iter().all(Result::is_ok));
+                let ok = run.as_ref().is_some_and(job::TargetRun::all_ok);
                 if let Some(url) = &ping {
                     ctx.notifier.ping(&target.name, url, if ok { "" } else { "/fail" });
                 }
                 for event in ctx.status.finished(&target.name, run.as_ref(), Utc::now()) {
                     ctx.notifier.send(event);
                 }
+                run.is_some_and(|r| {
+                    !r.all_ok()
+                        && r.backups.iter().filter_map(|b| b.as_ref().err()).all(|e| {
+                            crate::error::Temporary::is_temporary(e)
+                        })
+                })
             })
             .id()
     }
 
     /// Starts an upload pass of `target` as a task.
-    fn spawn_upload(&self, tasks: &mut JoinSet<()>, target: Arc<Target>) -> tokio::task::Id {
+    fn spawn_upload(&self, tasks: &mut Tasks, target: Arc<Target>) -> tokio::task::Id {
         let ctx = self.clone();
         tasks
             .spawn(async move {
-                let _permit = ctx.permit().await;
+                let _permit = ctx.job.permit().await;
                 ctx.status.started(&target.name);
-                let report = backup::replicate_target(&target, &ctx.opts).await;
+                let report = job::upload(&ctx.job, &target).await;
                 ctx.status.metrics.record_replication(&report);
                 ctx.status.pass_finished(&target.name);
+                false
             })
             .id()
     }
 }
 
+/// Checks that every storage answers (one LIST each), logs the result and sets
+/// `stowage_storage_up`. A storage that does not answer is not fatal: its uploads fail,
+/// are counted and retried.
+async fn check_storages(job: &Context, metrics: &Metrics) {
+    for remote in job.storages.all() {
+        let up = match remote.health().await {
+            Ok(()) => {
+                tracing::info!(storage = %remote.name, "storage answers");
+                true
+            }
+            Err(e) => {
+                tracing::error!(storage = %remote.name, temporary = crate::error::Temporary::is_temporary(&e), "{}; uploads to it fail until this is fixed", crate::error_text::one_line(&e));
+                false
+            }
+        };
+        metrics
+            .storage_up
+            .with_label_values(&[&remote.name])
+            .set(f64::from(u8::from(up)));
+    }
+}
+
 /// Runs until `shutdown` completes, then drains as described in the module doc. Errors are
 /// start-up problems (the HTTP port, alert settings).
+// Long: the event loop's state (tasks, running targets, timers) lives in its locals; each step
+// it takes is a function (start, Rediscovery::pass, Ctx::spawn_*, drain).
 pub async fn run(
-    docker: Docker,
-    config: Config,
-    registry: Registry,
-    opts: Options,
+    job: Arc<Context>,
+    settings: Settings,
     shutdown: impl Future<Output = ()>,
-) -> Result<(), String> {
-    let default_schedule = config.default_schedule().map_err(|e| e.to_string())?;
-    let metrics = Metrics::new();
-    for remote in opts.storages.all() {
-        metrics.add_storage(&remote.name);
-    }
-    let (status, mut triggers) = Status::new(metrics.clone(), config.instance.clone());
-    let status = Arc::new(status);
-    let notifier = Notifier::new(&config.alerts, metrics)
-        .map_err(|e| format!("invalid configuration: {e}"))?;
-    if !config.http.listen.is_empty() {
-        http::serve(
-            &config.http.listen,
-            config.http.token.clone(),
-            status.clone(),
-            opts.backup_dir.clone(),
-        )
-        .await
-        .map_err(|e| format!("cannot listen on {} (http.listen): {e}", config.http.listen))?;
-    }
+) -> Result<(), DaemonError> {
+    let config = &settings.daemon;
+    let (status, mut triggers, notifier) = start(&job, &settings).await?;
     let ctx = Ctx {
-        docker: docker.clone(),
-        opts: opts.clone(),
-        permits: Arc::new(Semaphore::new(config.daemon.max_concurrent)),
-        timeout: (config.daemon.backup_timeout > 0)
-            .then(|| Duration::from_secs(config.daemon.backup_timeout)),
+        job: job.clone(),
+        timeout: (config.backup_timeout > 0).then(|| Duration::from_secs(config.backup_timeout)),
         status: status.clone(),
         notifier: notifier.clone(),
     };
     let started_at = Utc::now();
-    let stale_after = (config.alerts.stale_after > 0)
-        .then(|| chrono::Duration::seconds(config.alerts.stale_after as i64));
-    let mut scheduler = Scheduler::new(config.daemon.jitter, config.daemon.missed_runs);
+    let stale_after = (settings.alerts.stale_after > 0)
+        .then(|| chrono::Duration::seconds(settings.alerts.stale_after as i64));
+    let mut scheduler = Scheduler::new(config.jitter, config.missed_runs);
     // Running backups by task, so a task that panics still frees its target.
     let mut running: HashMap<tokio::task::Id, String> = HashMap::new();
-    let mut tasks: JoinSet<()> = JoinSet::new();
-    let mut last_skips: BTreeMap<String, String> = BTreeMap::new();
-    let discovery_every = Duration::from_secs(config.daemon.discovery_interval);
+    let mut tasks: Tasks = JoinSet::new();
+    let retry_after = (config.retry_after > 0)
+        .then(|| chrono::Duration::seconds(config.retry_after.min(MAX_SECONDS) as i64));
+    let discovery_every = Duration::from_secs(config.discovery_interval);
+    let mut rediscovery = Rediscovery {
+        every: discovery_every,
+        last_skips: BTreeMap::new(),
+        failures: 0,
+    };
     let mut next_discovery = tokio::time::Instant::now();
-    let upload_every = Duration::from_secs(config.daemon.upload_retry_interval.max(1));
+    let upload_every = Duration::from_secs(config.upload_retry_interval.max(1));
     // The first pass waits for one discovery interval, so that start-up backups go first.
     let mut next_upload = tokio::time::Instant::now() + discovery_every;
     let (event_tx, mut events) = tokio::sync::mpsc::channel::<()>(1);
-    tokio::spawn(watch_events(docker.clone(), event_tx));
-    let mut failed_discoveries = 0u32;
+    tokio::spawn(watch_events(job.docker.clone(), event_tx));
     tokio::pin!(shutdown);
-    tracing::info!(backup_dir = %opts.backup_dir.display(), zone = %default_schedule.zone(), "stowage daemon started");
+    tracing::info!(backup_dir = %job.backup.backup_dir.display(), zone = %job.schedule.zone(), "stowage daemon started");
 
     loop {
         if tokio::time::Instant::now() >= next_discovery {
-            next_discovery = tokio::time::Instant::now() + discovery_every;
-            match discovery::labelled_containers(&docker, config.instance.as_deref()).await {
-                Ok(containers) => {
-                    if failed_discoveries > 0 {
-                        tracing::info!("the Docker engine answers again; resuming");
-                    }
-                    failed_discoveries = 0;
-                    status.set_docker(Ok(()));
-                    let defaults = plan::Defaults {
-                        registry: &registry,
-                        schedule: &default_schedule,
-                        encryption: opts.encryption.is_some(),
-                        retention: &config.retention,
-                        storages: &opts.storages,
-                    };
-                    let entries = plan::plan(&containers, &defaults);
-                    let targets = log_skips(&mut last_skips, entries);
-                    let last = last_backups(&scheduler, &targets, &opts).await;
-                    let newest = |name: &str| last.get(name).copied();
-                    let changes = scheduler.update(targets, Utc::now(), newest);
-                    log_changes(&scheduler, &changes);
-                    status.set_targets(scheduler.slots(), newest);
-                }
-                Err(e) => {
-                    // Back off 1, 2, 4 … seconds, up to the discovery interval.
-                    failed_discoveries = failed_discoveries.saturating_add(1);
-                    let backoff =
-                        Duration::from_secs(1 << failed_discoveries.min(10)).min(discovery_every);
-                    next_discovery = tokio::time::Instant::now() + backoff;
-                    status.set_docker(Err(e.to_string()));
-                    tracing::error!(
-                        "{e}; not ready. Keeping the previous targets (their backups fail while the engine is away) and trying again in {}s",
-                        backoff.as_secs()
-                    );
-                }
-            }
+            let wait = rediscovery.pass(&job, &mut scheduler, &status).await;
+            next_discovery = tokio::time::Instant::now() + wait;
         }
         let busy: HashSet<String> = running.values().cloned().collect();
         let due = scheduler.take_due(Utc::now(), &busy);
@@ -257,82 +252,128 @@ pub async fn run(
                 }
             }
             Some(done) = tasks.join_next_with_id(), if !tasks.is_empty() => {
-                let id = match done {
-                    Ok((id, ())) => id,
+                let (id, retry) = match done {
+                    Ok((id, retry)) => (id, retry),
                     Err(e) => {
                         tracing::error!(target = ?running.get(&e.id()), "backup task failed: {e}");
-                        e.id()
+                        (e.id(), false)
                     }
                 };
-                running.remove(&id);
+                if let (Some(name), true, Some(after)) = (running.remove(&id), retry, retry_after) {
+                    let at = Utc::now() + after;
+                    if scheduler.retry(&name, at) {
+                        tracing::info!(target = %name, retry_at = %at.to_rfc3339(), "the failure looks temporary: trying once more");
+                        status.set_targets(scheduler.slots(), |_| None);
+                    }
+                }
             }
             _ = tokio::time::sleep(wait) => {}
         }
     }
 
-    let grace = Duration::from_secs(config.daemon.shutdown_grace);
-    if !tasks.is_empty() {
-        tracing::info!(
-            running = tasks.len(),
-            grace_seconds = grace.as_secs(),
-            "shutting down: waiting for running backups"
-        );
-        let drained =
-            tokio::time::timeout(grace, async { while tasks.join_next().await.is_some() {} }).await;
-        if drained.is_err() {
-            tracing::warn!(
-                aborted = tasks.len(),
-                "grace period over: aborting running backups; they leave no artifact"
-            );
-            tasks.abort_all();
-            while tasks.join_next().await.is_some() {}
-        }
-    }
+    drain(&mut tasks, Duration::from_secs(config.shutdown_grace)).await;
     tracing::info!("stowage daemon stopped");
     Ok(())
 }
 
-/// How long after a container event the daemon re-plans.
-const EVENT_DEBOUNCE: Duration = Duration::from_secs(2);
+/// Starts what the loop reports to: metrics, status, alert channels, the HTTP server (a
+/// port that cannot be bound is fatal), and the storages' health check.
+async fn start(
+    job: &Context,
+    settings: &Settings,
+) -> Result<(Arc<Status>, tokio::sync::mpsc::Receiver<String>, Notifier), DaemonError> {
+    let metrics = Metrics::new();
+    for remote in job.storages.all() {
+        metrics.add_storage(&remote.name);
+    }
+    let (status, triggers) = Status::new(metrics.clone(), job.instance.clone());
+    let status = Arc::new(status);
+    let notifier = Notifier::new(settings.channels.clone(), metrics.clone());
+    let listen = &settings.http.listen;
+    if !listen.is_empty() {
+        http::serve(
+            listen,
+            settings.http.token.clone(),
+            status.clone(),
+            job.backup.backup_dir.clone(),
+        )
+        .await
+        .map_err(|source| DaemonError::Listen {
+            addr: listen.clone(),
+            source,
+        })?;
+    }
+    check_storages(job, &metrics).await;
+    Ok((status, triggers, notifier))
+}
 
-/// Follows the engine's container events and signals each start, stop or removal. Polling
-/// discovery remains the safety net: if the event stream breaks, it is reopened with backoff.
-async fn watch_events(docker: Docker, tx: tokio::sync::mpsc::Sender<()>) {
-    use bollard::query_parameters::EventsOptions;
-    use futures_util::StreamExt;
-    let mut backoff = Duration::from_secs(1);
-    loop {
-        let filters = std::collections::HashMap::from([
-            ("type".to_string(), vec!["container".to_string()]),
-            (
-                "event".to_string(),
-                ["start", "die", "destroy", "rename"]
-                    .map(String::from)
-                    .to_vec(),
-            ),
-        ]);
-        let mut stream = docker.events(Some(EventsOptions {
-            filters: Some(filters),
-            ..Default::default()
-        }));
-        while let Some(item) = stream.next().await {
-            match item {
-                Ok(_) => {
-                    backoff = Duration::from_secs(1);
-                    // A full channel already means "re-plan soon".
-                    let _ = tx.try_send(());
+/// Re-discovery: the last skip reasons (to log only changes) and the failures in a row (for
+/// the backoff while the engine is away).
+struct Rediscovery {
+    every: Duration,
+    last_skips: BTreeMap<String, String>,
+    failures: u32,
+}
+
+impl Rediscovery {
+    /// Lists and plans, updates the schedule and the status; returns how long to wait
+    /// before the next look (the interval, or 1, 2, 4 … seconds while the engine is away).
+    async fn pass(
+        &mut self,
+        job: &Context,
+        scheduler: &mut Scheduler,
+        status: &Status,
+    ) -> Duration {
+        match job.discover_and_plan().await {
+            Ok(entries) => {
+                if self.failures > 0 {
+                    tracing::info!("the Docker engine answers again; resuming");
                 }
-                Err(e) => {
-                    tracing::debug!("the Docker event stream broke: {e}");
-                    break;
-                }
+                self.failures = 0;
+                status.set_docker(Ok(()));
+                let targets = log_skips(&mut self.last_skips, entries);
+                let last = last_backups(scheduler, &targets, job).await;
+                let newest = |name: &str| last.get(name).copied();
+                let changes = scheduler.update(targets, Utc::now(), newest);
+                log_changes(scheduler, &changes);
+                status.set_targets(scheduler.slots(), newest);
+                self.every
+            }
+            Err(e) => {
+                self.failures = self.failures.saturating_add(1);
+                let backoff = Duration::from_secs(1 << self.failures.min(10)).min(self.every);
+                status.set_docker(Err(&e));
+                tracing::error!(
+                    temporary = crate::error::Temporary::is_temporary(&e),
+                    "{e}; not ready. Keeping the previous targets (their backups fail while the engine is away) and trying again in {}s",
+                    backoff.as_secs()
+                );
+                backoff
             }
         }
-        if tx.is_closed() {
-            return;
-        }
-        tokio::time::sleep(backoff).await;
-        backoff = (backoff * 2).min(Duration::from_secs(60));
+    }
+}
+
+/// Gives running tasks `grace` to finish, then aborts the rest (an aborted backup's temp file
+/// is removed as its task drops).
+async fn drain(tasks: &mut Tasks, grace: Duration) {
+    if tasks.is_empty() {
+        return;
+    }
+    tracing::info!(
+        running = tasks.len(),
+        grace_seconds = grace.as_secs(),
+        "shutting down: waiting for running backups"
+    );
+    let drained =
+        tokio::time::timeout(grace, async { while tasks.join_next().await.is_some() {} }).await;
+    if drained.is_err() {
+        tracing::warn!(
+            aborted = tasks.len(),
+            "grace period over: aborting running backups; they leave no artifact"
+        );
+        tasks.abort_all();
+        while tasks.join_next().await.is_some() {}
     }
 }
 
@@ -343,21 +384,21 @@ async fn watch_events(docker: Docker, tx: tokio::sync::mpsc::Sender<()>) {
 async fn last_backups(
     scheduler: &Scheduler,
     targets: &[Arc<Target>],
-    opts: &Options,
+    job: &Context,
 ) -> HashMap<String, DateTime<Utc>> {
     let mut out = HashMap::new();
     for t in targets {
         if scheduler.slots().contains_key(&t.name) {
             continue;
         }
-        let mut last = crate::catalog::newest(&opts.backup_dir, &t.name);
+        let mut last = crate::local::catalog::newest(&job.backup.backup_dir, &t.name);
         if last.is_none() && !t.storages.is_empty() {
             let remotes: Vec<_> = t
                 .storages
                 .iter()
-                .filter_map(|s| opts.storages.get(s).cloned())
+                .filter_map(|s| job.storages.get(s).cloned())
                 .collect();
-            last = crate::replicate::newest_remote(&remotes, &t.name).await;
+            last = crate::remote::copies::newest(&remotes, &t.name).await;
             if let Some(at) = last {
                 tracing::debug!(target = %t.name, newest = %at, "the newest copy is in storage");
             }

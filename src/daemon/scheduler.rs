@@ -12,6 +12,10 @@
 //! Missed runs (a scheduled time that passed while stowage was down, detected from the newest
 //! artifact's time when a target is first seen): `skip` waits for the next scheduled time;
 //! `run-once` runs it now, once, however many were missed.
+//!
+//! A run that failed for a temporary reason (see [`crate::error::Temporary`]) may be retried
+//! once before the next scheduled time ([`Scheduler::retry`]); the next scheduled run is not
+//! moved by it.
 
 use std::collections::{BTreeMap, HashSet};
 use std::hash::{Hash, Hasher};
@@ -21,6 +25,9 @@ use chrono::{DateTime, Duration, Utc};
 use serde::Deserialize;
 
 use crate::plan::Target;
+
+/// Retries of a failed run before its next scheduled time.
+pub const MAX_RETRIES: u32 = 1;
 
 /// What happens to runs missed while stowage was not running.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
@@ -40,8 +47,11 @@ pub struct Slot {
     pub target: Arc<Target>,
     /// The scheduled time of the next run (cron), if any.
     pub scheduled: Option<DateTime<Utc>>,
-    /// When it is actually started: `scheduled` plus jitter, or now for a missed run.
+    /// When it is actually started: `scheduled` plus jitter, now for a missed run, or a
+    /// retry's time.
     pub due: Option<DateTime<Utc>>,
+    /// Retries made since the last scheduled run.
+    retries: u32,
 }
 
 /// The daemon's schedule.
@@ -131,6 +141,7 @@ impl Scheduler {
                     target: t,
                     scheduled,
                     due,
+                    retries: 0,
                 },
             );
         }
@@ -156,15 +167,18 @@ impl Scheduler {
                 continue;
             }
             let target = slot.target.clone();
-            // A catch-up run leaves the next scheduled time as it was.
-            let scheduled = match slot.scheduled {
-                Some(s) if s > now => Some(s),
-                _ => target.next_run(now),
+            // A catch-up run or a retry leaves the next scheduled time as it was.
+            let (scheduled, is_scheduled_run) = match slot.scheduled {
+                Some(s) if s > now => (Some(s), false),
+                _ => (target.next_run(now), true),
             };
             let next_due = self.due_for(&name, scheduled);
             let slot = self.slots.get_mut(&name).expect("present");
             slot.scheduled = scheduled;
             slot.due = next_due;
+            if is_scheduled_run {
+                slot.retries = 0;
+            }
             due.push(target);
         }
         due
@@ -177,6 +191,20 @@ impl Scheduler {
             return None;
         }
         self.slots.get(name).map(|s| s.target.clone())
+    }
+
+    /// Runs `name` again at `at` after a temporary failure, once per scheduled run, unless its
+    /// next run comes sooner anyway. Returns whether a retry was scheduled.
+    pub fn retry(&mut self, name: &str, at: DateTime<Utc>) -> bool {
+        let Some(slot) = self.slots.get_mut(name) else {
+            return false;
+        };
+        if slot.retries >= MAX_RETRIES || slot.due.is_some_and(|d| d <= at) {
+            return false;
+        }
+        slot.retries += 1;
+        slot.due = Some(at);
+        true
     }
 
     /// The earliest due time of any target.
@@ -193,12 +221,12 @@ impl Scheduler {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::discovery::{ContainerInfo, Env};
+    use crate::discover::{ContainerInfo, Env};
     use crate::engine::Registry;
     use crate::plan::{self, Defaults, Entry};
+    use crate::remote::config::Storages;
     use crate::retention::Policy;
     use crate::schedule::Schedule;
-    use crate::storage::Storages;
     use chrono::TimeZone;
 
     fn at(mo: u32, d: u32, h: u32, mi: u32) -> DateTime<Utc> {
@@ -290,6 +318,42 @@ mod tests {
         // is back on its schedule.
         assert_eq!(names(&s.take_due(at(1, 1, 0, 35), &running)), ["a", "b"]);
         assert_eq!(s.slots()["a"].due, Some(at(1, 1, 0, 40)));
+    }
+
+    #[test]
+    fn a_temporary_failure_is_retried_once_before_the_next_scheduled_run() {
+        let mut s = Scheduler::new(0, MissedRuns::Skip);
+        s.update(
+            targets("UTC", &[("db", "0 3 * * *")]),
+            at(1, 1, 0, 0),
+            |_| None,
+        );
+        let none = HashSet::new();
+        assert_eq!(names(&s.take_due(at(1, 1, 3, 0), &none)), ["db"]);
+        // The 03:00 run failed for a temporary reason: again at 03:05, once.
+        assert!(s.retry("db", at(1, 1, 3, 5)));
+        assert!(
+            !s.retry("db", at(1, 1, 3, 6)),
+            "one retry per scheduled run"
+        );
+        assert!(s.take_due(at(1, 1, 3, 4), &none).is_empty());
+        assert_eq!(names(&s.take_due(at(1, 1, 3, 5), &none)), ["db"]);
+        // The retry failed too: no more retries; the schedule is unchanged.
+        assert!(!s.retry("db", at(1, 1, 3, 10)));
+        assert_eq!(s.slots()["db"].due, Some(at(1, 2, 3, 0)));
+        // The next scheduled run may be retried again.
+        assert_eq!(names(&s.take_due(at(1, 2, 3, 0), &none)), ["db"]);
+        assert!(s.retry("db", at(1, 2, 3, 5)));
+        // A retry later than the next scheduled run is pointless.
+        let mut s = Scheduler::new(0, MissedRuns::Skip);
+        s.update(
+            targets("UTC", &[("m", "* * * * *")]),
+            at(1, 1, 0, 0),
+            |_| None,
+        );
+        assert_eq!(names(&s.take_due(at(1, 1, 0, 1), &none)), ["m"]);
+        assert!(!s.retry("m", at(1, 1, 0, 6)));
+        assert!(!s.retry("gone", at(1, 1, 0, 1)));
     }
 
     #[test]

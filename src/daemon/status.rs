@@ -9,10 +9,12 @@ use chrono::{DateTime, Utc};
 use serde::Serialize;
 use tokio::sync::mpsc;
 
-use crate::alerts::{Event, Kind};
-use crate::backup::TargetRun;
-use crate::metrics::Metrics;
-use crate::scheduler::Slot;
+use super::alerts::{Event, Kind};
+use super::metrics::Metrics;
+use super::scheduler::Slot;
+use crate::discover::DiscoveryError;
+use crate::error::Temporary;
+use crate::job::TargetRun;
 
 /// One target, as the API shows it.
 #[derive(Debug, Clone, Serialize)]
@@ -49,6 +51,11 @@ pub struct TargetView {
     stale_alerted: bool,
 }
 
+/// Why the daemon is not ready (for `/readyz`).
+#[derive(Debug, Clone, thiserror::Error)]
+#[error("{0}")]
+pub struct NotReady(String);
+
 /// A manual trigger that could not be accepted.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum TriggerError {
@@ -73,7 +80,8 @@ pub struct Status {
 #[derive(Debug, Default)]
 struct Inner {
     targets: BTreeMap<String, TargetView>,
-    docker: Option<Result<(), String>>,
+    /// `None` before the first look; then the engine's problem, if it had one.
+    docker: Option<Option<String>>,
 }
 
 impl Status {
@@ -186,50 +194,10 @@ impl Status {
         };
         view.running = false;
         let m = &self.metrics;
-        let mut failure: Option<(String, String)> = None;
-        match run {
-            None => {
-                failure = Some((
-                    "timeout".into(),
-                    "the backup timed out and was aborted".into(),
-                ))
-            }
-            Some(run) => {
-                for r in &run.backups {
-                    match r {
-                        Ok(o) => {
-                            let secs = (o.manifest.finished_at - o.manifest.started_at)
-                                .num_milliseconds() as f64
-                                / 1000.0;
-                            m.duration.with_label_values(&[name]).observe(secs);
-                            m.raw_bytes
-                                .with_label_values(&[name])
-                                .set(o.manifest.raw.bytes as f64);
-                            m.stored_bytes
-                                .with_label_values(&[name])
-                                .set(o.manifest.stored.bytes as f64);
-                        }
-                        Err(e) => {
-                            failure.get_or_insert((e.reason_class().to_string(), e.to_string()));
-                        }
-                    }
-                }
-                if let Some(rep) = &run.replication {
-                    m.record_replication(rep);
-                }
-                if let Some(local) = &run.local_retention {
-                    match local {
-                        Ok(n) => m
-                            .retention_deleted
-                            .with_label_values(&["local"])
-                            .inc_by(*n as u64),
-                        Err(_) => m.retention_errors.with_label_values(&["local"]).inc(),
-                    }
-                }
-            }
-        }
+        let failure = self.record(name, run);
         let base = |kind: Kind,
                     reason: Option<String>,
+                    temporary: Option<bool>,
                     message: String,
                     last: Option<DateTime<Utc>>| Event {
             event: kind,
@@ -238,13 +206,14 @@ impl Status {
             engine: view.engine.clone(),
             time: now,
             reason,
+            temporary,
             message,
             last_success: last,
             instance: self.instance.clone(),
             stowage_version: env!("CARGO_PKG_VERSION"),
         };
         match failure {
-            Some((reason, message)) => {
+            Some((reason, message, temporary)) => {
                 m.last_result.with_label_values(&[name]).set(0.0);
                 m.failures.with_label_values(&[name, &reason]).inc();
                 view.last_result = Some("failed");
@@ -252,6 +221,7 @@ impl Status {
                 vec![base(
                     Kind::Failure,
                     Some(reason),
+                    Some(temporary),
                     message,
                     view.last_success,
                 )]
@@ -271,6 +241,7 @@ impl Status {
                     vec![base(
                         Kind::Recovery,
                         None,
+                        None,
                         "the backup succeeded again".into(),
                         previous,
                     )]
@@ -279,6 +250,60 @@ impl Status {
                 }
             }
         }
+    }
+
+    /// Records a run's metrics; returns its first failure as (reason class, message,
+    /// whether a retry may help).
+    fn record(&self, name: &str, run: Option<&TargetRun>) -> Option<(String, String, bool)> {
+        let m = &self.metrics;
+        let mut failure: Option<(String, String, bool)> = None;
+        match run {
+            None => {
+                failure = Some((
+                    "timeout".into(),
+                    "the backup timed out and was aborted".into(),
+                    true,
+                ))
+            }
+            Some(run) => {
+                for r in &run.backups {
+                    match r {
+                        Ok(o) => {
+                            let secs = (o.manifest.finished_at - o.manifest.started_at)
+                                .num_milliseconds() as f64
+                                / 1000.0;
+                            m.duration.with_label_values(&[name]).observe(secs);
+                            m.raw_bytes
+                                .with_label_values(&[name])
+                                .set(o.manifest.raw.bytes as f64);
+                            m.stored_bytes
+                                .with_label_values(&[name])
+                                .set(o.manifest.stored.bytes as f64);
+                        }
+                        Err(e) => {
+                            failure.get_or_insert((
+                                e.reason_class().to_string(),
+                                crate::error_text::one_line(e),
+                                e.is_temporary(),
+                            ));
+                        }
+                    }
+                }
+                if let Some(rep) = &run.replication {
+                    m.record_replication(rep);
+                }
+                if let Some(local) = &run.local_retention {
+                    match local {
+                        Ok(n) => m
+                            .retention_deleted
+                            .with_label_values(&["local"])
+                            .inc_by(*n as u64),
+                        Err(_) => m.retention_errors.with_label_values(&["local"]).inc(),
+                    }
+                }
+            }
+        }
+        failure
     }
 
     /// Targets with no success for `window` (since their last success, or since `since`
@@ -304,6 +329,7 @@ impl Status {
                 engine: view.engine.clone(),
                 time: now,
                 reason: None,
+                temporary: None,
                 message: format!(
                     "no successful backup for more than {} hours",
                     window.num_hours()
@@ -316,17 +342,21 @@ impl Status {
         out
     }
 
-    /// Whether the Docker engine answered at the last look.
-    pub fn set_docker(&self, result: Result<(), String>) {
+    /// Whether the Docker engine answered at the last look (`Err`: why not).
+    pub fn set_docker(&self, result: Result<(), &DiscoveryError>) {
         self.metrics.docker_up.set(i64::from(result.is_ok()));
-        self.lock().docker = Some(result);
+        let problem = result.err().map(|e| crate::error_text::one_line(e));
+        self.lock().docker = Some(problem);
     }
 
     /// Ready: Docker answered at the last look.
-    pub fn ready(&self) -> Result<(), String> {
+    pub fn ready(&self) -> Result<(), NotReady> {
         match &self.lock().docker {
-            Some(r) => r.clone(),
-            None => Err("starting: the Docker engine has not been reached yet".into()),
+            Some(None) => Ok(()),
+            Some(Some(problem)) => Err(NotReady(problem.clone())),
+            None => Err(NotReady(
+                "starting: the Docker engine has not been reached yet".into(),
+            )),
         }
     }
 

@@ -92,6 +92,7 @@ pub struct LabelError {
 impl Labels {
     /// Parses the `stowage.*` labels, and the Baktainer labels that no `stowage.*` label
     /// overrides, out of all of a container's labels.
+    // Long: one match arm per label key, so the whole vocabulary is in one place.
     pub fn parse(all: &BTreeMap<String, String>) -> Result<Self, LabelError> {
         let mut out = Labels::default();
         // (label as written, stowage key, value)

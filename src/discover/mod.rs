@@ -4,6 +4,8 @@
 //! each one for what planning needs: name, image, state, labels and environment. It reads the
 //! Docker API only; deciding what a container means is [`crate::plan`]'s job.
 
+pub mod labels;
+
 use std::collections::BTreeMap;
 use std::fmt;
 
@@ -118,6 +120,12 @@ impl ContainerInfo {
 #[error("listing containers labelled {ENABLE_LABEL} failed: {0}. Is the Docker engine reachable?")]
 pub struct DiscoveryError(#[from] bollard::errors::Error);
 
+impl crate::error::Temporary for DiscoveryError {
+    fn is_temporary(&self) -> bool {
+        crate::docker::exec::api_is_temporary(&self.0)
+    }
+}
+
 /// Lists and inspects every container with a `stowage.enable` or `baktainer.backup` label
 /// (and, with `instance`, `stowage.instance=<instance>`), sorted by name. A container that
 /// disappears between listing and inspection is left out.
@@ -127,7 +135,7 @@ pub async fn labelled_containers(
 ) -> Result<Vec<ContainerInfo>, DiscoveryError> {
     // Label filters are ANDed, so stowage's and Baktainer's enable labels take a list each.
     let mut ids: Vec<String> = Vec::new();
-    for enable in [ENABLE_LABEL, crate::labels::BAKTAINER_ENABLE] {
+    for enable in [ENABLE_LABEL, crate::discover::labels::BAKTAINER_ENABLE] {
         let mut wanted = vec![enable.to_string()];
         if let Some(i) = instance {
             wanted.push(format!("{INSTANCE_LABEL}={i}"));

@@ -40,6 +40,38 @@ pub enum ExecError {
     TooLarge(usize),
 }
 
+impl crate::error::Temporary for ExecError {
+    fn is_temporary(&self) -> bool {
+        match self {
+            // The engine answered: 404 (no such container) and 409 (not running) stay so
+            // until someone acts; a 5xx or a broken connection may not.
+            Self::Api(e) => api_is_temporary(e),
+            Self::Broken | Self::Stdin(_) => true,
+            Self::TooLarge(_) => false,
+        }
+    }
+}
+
+/// Whether a Docker API error may go away by itself.
+pub fn api_is_temporary(e: &bollard::errors::Error) -> bool {
+    use bollard::errors::Error as E;
+    match e {
+        E::DockerResponseServerError { status_code, .. } => *status_code >= 500,
+        E::JsonDataError { .. } | E::JsonSerdeError { .. } => false,
+        _ => true,
+    }
+}
+
+/// The last `n` non-empty lines of a command's output, joined with " | ".
+pub fn last_lines(text: &str, n: usize) -> String {
+    let lines: Vec<&str> = text
+        .lines()
+        .map(str::trim)
+        .filter(|l| !l.is_empty())
+        .collect();
+    lines[lines.len().saturating_sub(n)..].join(" | ")
+}
+
 /// A command to run.
 #[derive(Debug, Clone, Default)]
 pub struct ExecRequest {
@@ -264,6 +296,11 @@ pub fn keep_tail(buf: &mut Vec<u8>, data: &[u8], limit: usize) {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn last_lines_skips_blanks() {
+        assert_eq!(last_lines("a\n\nb\nc\n", 2), "b | c");
+    }
 
     #[test]
     fn tail_window_finds_markers_across_chunks_and_only_near_the_end() {

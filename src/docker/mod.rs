@@ -4,7 +4,9 @@
 //! `DOCKER_HOST` (`unix://`, `tcp://`, `http://`, `https://`), and TLS with client
 //! certificates from `DOCKER_CERT_PATH` (default `~/.docker`) when `DOCKER_TLS_VERIFY` is set
 //! or the scheme is `https://`. The API version is negotiated, so older engines work. This
-//! module only connects; what is done over the connection lives in `discovery` and `exec`.
+//! module only connects; what is done over the connection lives in [`exec`] and [`crate::discover`].
+
+pub mod exec;
 
 use std::path::PathBuf;
 
@@ -15,12 +17,32 @@ const REQUEST_TIMEOUT: u64 = 120;
 
 /// The engine could not be reached.
 #[derive(Debug, thiserror::Error)]
-#[error("cannot reach the Docker engine at {endpoint}: {source}. {hint}")]
-pub struct ConnectError {
-    endpoint: String,
-    hint: &'static str,
-    #[source]
-    source: bollard::errors::Error,
+pub enum ConnectError {
+    /// `DOCKER_HOST` has a scheme stowage does not speak.
+    #[error(
+        "DOCKER_HOST={0} is not supported: use unix:///path, tcp://host:port, http:// or https://"
+    )]
+    Unsupported(String),
+    /// Connecting, negotiating or pinging failed.
+    #[error("cannot reach the Docker engine at {endpoint}: {source}. {hint}")]
+    Unreachable {
+        /// Where stowage tried.
+        endpoint: String,
+        /// What to check.
+        hint: &'static str,
+        /// Why.
+        #[source]
+        source: bollard::errors::Error,
+    },
+}
+
+impl crate::error::Temporary for ConnectError {
+    fn is_temporary(&self) -> bool {
+        match self {
+            Self::Unsupported(_) => false,
+            Self::Unreachable { source, .. } => exec::api_is_temporary(source),
+        }
+    }
 }
 
 /// Where and how to connect, read from the environment.
@@ -41,7 +63,7 @@ pub enum Endpoint {
 
 impl Endpoint {
     /// Reads `DOCKER_HOST`, `DOCKER_TLS_VERIFY` and `DOCKER_CERT_PATH` as the Docker CLI does.
-    pub fn from_env() -> Result<Self, String> {
+    pub fn from_env() -> Result<Self, ConnectError> {
         let get = |k: &str| std::env::var(k).ok().filter(|v| !v.is_empty());
         Self::from_parts(
             get("DOCKER_HOST").as_deref(),
@@ -56,7 +78,7 @@ impl Endpoint {
         tls_verify: bool,
         cert_path: Option<PathBuf>,
         home: Option<PathBuf>,
-    ) -> Result<Self, String> {
+    ) -> Result<Self, ConnectError> {
         let host = host.unwrap_or("unix:///var/run/docker.sock");
         let cert_path = || {
             cert_path
@@ -84,9 +106,7 @@ impl Endpoint {
                 });
             }
         }
-        Err(format!(
-            "DOCKER_HOST={host} is not supported: use unix:///path, tcp://host:port, http:// or https://"
-        ))
+        Err(ConnectError::Unsupported(host.to_string()))
     }
 
     fn describe(&self) -> String {
@@ -105,14 +125,7 @@ impl Endpoint {
 
 /// Connects, negotiates the API version and pings the engine.
 pub async fn connect() -> Result<Docker, ConnectError> {
-    let endpoint = Endpoint::from_env().map_err(|msg| ConnectError {
-        endpoint: std::env::var("DOCKER_HOST").unwrap_or_default(),
-        hint: "",
-        source: bollard::errors::Error::DockerResponseServerError {
-            status_code: 0,
-            message: msg,
-        },
-    })?;
+    let endpoint = Endpoint::from_env()?;
     connect_to(&endpoint).await
 }
 
@@ -127,7 +140,7 @@ pub async fn connect_to(endpoint: &Endpoint) -> Result<Docker, ConnectError> {
             "Check the address and that DOCKER_CERT_PATH holds key.pem, cert.pem and ca.pem for it."
         }
     };
-    let fail = |source| ConnectError {
+    let fail = |source| ConnectError::Unreachable {
         endpoint: endpoint.describe(),
         hint,
         source,

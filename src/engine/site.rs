@@ -22,9 +22,77 @@ use bollard::query_parameters::{
     CreateContainerOptions, InspectContainerOptions, RemoveContainerOptions,
 };
 
-use crate::discovery::ContainerInfo;
-use crate::engine::Engine;
-use crate::exec::{self, ExecRequest};
+use super::render::RenderError;
+use super::spec::Engine;
+use crate::discover::ContainerInfo;
+use crate::docker::exec::{self, ExecError, ExecRequest};
+
+/// The helper container could not be made ready, or the user to run as not found.
+#[derive(Debug, thiserror::Error)]
+pub enum SiteError {
+    /// No image to start a helper from.
+    #[error(
+        "the container has no {program} and stowage does not run in a container whose image it could use as a helper; set helper_image (STOWAGE_HELPER_IMAGE) to stowage's image"
+    )]
+    NoImage {
+        /// The program the target lacks.
+        program: String,
+    },
+    /// The helper could not be created.
+    #[error(
+        "the container has no {program}, and the helper container from image {image} could not be created. Check helper_image"
+    )]
+    Create {
+        /// The program the target lacks.
+        program: String,
+        /// The helper image.
+        image: String,
+        /// Why.
+        #[source]
+        source: bollard::errors::Error,
+    },
+    /// The helper could not start.
+    #[error("the helper container from image {image} could not start")]
+    Start {
+        /// The helper image.
+        image: String,
+        /// Why.
+        #[source]
+        source: bollard::errors::Error,
+    },
+    /// The path whose owner to run as cannot be rendered.
+    #[error("the helper's run_as_owner_of path")]
+    Render(#[source] RenderError),
+    /// The owner of the database file could not be read.
+    #[error("cannot inspect {path} in the helper")]
+    Stat {
+        /// The path.
+        path: String,
+        /// Why.
+        #[source]
+        source: ExecError,
+    },
+    /// The database file is not on a volume the helper can see.
+    #[error(
+        "neither {path} nor its directory is on a volume of the container. Keep the database on a volume or bind mount (a file in the container's own layer is lost with the container) and name it with stowage.database"
+    )]
+    NotOnVolume {
+        /// The path.
+        path: String,
+    },
+}
+
+impl crate::error::Temporary for SiteError {
+    fn is_temporary(&self) -> bool {
+        match self {
+            Self::Create { source, .. } | Self::Start { source, .. } => {
+                exec::api_is_temporary(source)
+            }
+            Self::Stat { source, .. } => crate::error::Temporary::is_temporary(source),
+            Self::NoImage { .. } | Self::Render(_) | Self::NotOnVolume { .. } => false,
+        }
+    }
+}
 
 /// How long a helper may live: longer than any backup, short enough that one left behind by
 /// a crash goes away by itself.
@@ -64,7 +132,7 @@ impl Site {
         target: &ContainerInfo,
         engine: &Engine,
         image: Option<&str>,
-    ) -> Result<Self, String> {
+    ) -> Result<Self, SiteError> {
         let Some(spec) = &engine.spec.helper else {
             return Ok(Self::direct(&target.id));
         };
@@ -79,11 +147,8 @@ impl Site {
         }
         let image = match image {
             Some(i) => i.to_string(),
-            None => own_image(docker).await.ok_or_else(|| {
-                format!(
-                    "the container has no {} and stowage does not run in a container whose image it could use as a helper; set helper_image (STOWAGE_HELPER_IMAGE) to stowage's image",
-                    spec.when_missing
-                )
+            None => own_image(docker).await.ok_or_else(|| SiteError::NoImage {
+                program: spec.when_missing.clone(),
             })?,
         };
         let body = ContainerCreateBody {
@@ -106,21 +171,18 @@ impl Site {
         let created = docker
             .create_container(None::<CreateContainerOptions>, body)
             .await
-            .map_err(|e| {
-                format!(
-                    "the container has no {}, and the helper container from image {image} could not be created: {e}. Check helper_image",
-                    spec.when_missing
-                )
+            .map_err(|source| SiteError::Create {
+                program: spec.when_missing.clone(),
+                image: image.clone(),
+                source,
             })?;
         let site = Self {
             container_id: created.id.clone(),
             helper: Some(created.id.clone()),
         };
-        if let Err(e) = docker.start_container(&created.id, None).await {
+        if let Err(source) = docker.start_container(&created.id, None).await {
             site.remove(docker).await;
-            return Err(format!(
-                "the helper container from image {image} could not start: {e}"
-            ));
+            return Err(SiteError::Start { image, source });
         }
         tracing::info!(container = %target.name, helper = %&created.id[..12], image, "the container has no {}; its commands run in a helper container with its volumes", spec.when_missing);
         Ok(site)
@@ -134,13 +196,13 @@ impl Site {
         docker: &Docker,
         engine: &Engine,
         values: &BTreeMap<String, String>,
-    ) -> Result<Option<String>, String> {
+    ) -> Result<Option<String>, SiteError> {
         let (Some(_), Some(template)) = (&self.helper, &engine.helper_owner_of) else {
             return Ok(None);
         };
         let path = template
             .render(values)
-            .map_err(|v| format!("no value for {{{v}}}"))?;
+            .map_err(|v| SiteError::Render(RenderError::Missing(v.0)))?;
         let parent = Path::new(&path)
             .parent()
             .map(|p| p.display().to_string())
@@ -157,14 +219,15 @@ impl Site {
             };
             let (out, status) = exec::capture(docker, &self.container_id, &req, 256)
                 .await
-                .map_err(|e| format!("cannot inspect {candidate} in the helper: {e}"))?;
+                .map_err(|source| SiteError::Stat {
+                    path: candidate.clone(),
+                    source,
+                })?;
             if status.success() {
                 return Ok(Some(String::from_utf8_lossy(&out).trim().to_string()));
             }
         }
-        Err(format!(
-            "neither {path} nor its directory is on a volume of the container. Keep the database on a volume or bind mount (a file in the container's own layer is lost with the container) and name it with stowage.database"
-        ))
+        Err(SiteError::NotOnVolume { path })
     }
 
     /// Removes the helper, if any. Failures are logged: Docker removes it when its lifetime

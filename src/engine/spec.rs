@@ -203,6 +203,8 @@ pub(crate) struct Compiled {
 
 impl Engine {
     /// Parses and validates a spec. `origin` names the file in errors.
+    // Long: the checks of a spec in the order of its fields, a few lines each; one place shows
+    // everything a spec must satisfy.
     pub fn from_toml(origin: &str, text: &str) -> Result<Self, SpecError> {
         let err = |field: &str, reason: String| SpecError {
             origin: origin.to_string(),
@@ -233,7 +235,7 @@ impl Engine {
         for name in spec.vars.keys() {
             if !name_ok(name)
                 || name.ends_with("_file")
-                || crate::labels::CORE_KEYS
+                || crate::discover::labels::CORE_KEYS
                     .iter()
                     .any(|k| *k != "database" && k == name)
             {
@@ -264,7 +266,7 @@ impl Engine {
             }
             argv.iter()
                 .map(|a| {
-                    let t = Template::parse(a).map_err(|r| err(field, r))?;
+                    let t = Template::parse(a).map_err(|r| err(field, r.to_string()))?;
                     for v in t.vars() {
                         match spec.vars.get(v) {
                             None => return Err(err(field, format!("{{{v}}} is not declared under [vars]"))),
@@ -279,7 +281,7 @@ impl Engine {
                 .collect()
         };
         let compile_template = |field: &str, text: &str| -> Result<Template, SpecError> {
-            let t = Template::parse(text).map_err(|r| err(field, r))?;
+            let t = Template::parse(text).map_err(|r| err(field, r.to_string()))?;
             if let Some(v) = t.vars().find(|v| !spec.vars.contains_key(*v)) {
                 return Err(err(field, format!("{{{v}}} is not declared under [vars]")));
             }

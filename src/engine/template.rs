@@ -6,6 +6,16 @@
 
 use std::collections::BTreeMap;
 
+/// A template that does not parse.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{0}")]
+pub struct TemplateError(String);
+
+/// A variable the template uses that has no value (its name).
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("no value for {{{0}}}")]
+pub struct Unbound(pub String);
+
 /// One parsed template.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Template {
@@ -20,7 +30,9 @@ enum Piece {
 
 impl Template {
     /// Parses `text`; errors name the problem (unclosed or empty `{}`).
-    pub fn parse(text: &str) -> Result<Self, String> {
+    // Long: a character-level state machine; splitting it would split its state.
+    pub fn parse(text: &str) -> Result<Self, TemplateError> {
+        let err = |m: String| TemplateError(m);
         let mut pieces = Vec::new();
         let mut lit = String::new();
         let mut chars = text.chars().peekable();
@@ -40,19 +52,19 @@ impl Template {
                         match chars.next() {
                             Some('}') => break,
                             Some(c) if c.is_ascii_alphanumeric() || c == '_' => name.push(c),
-                            Some(c) => return Err(format!("{text:?}: {c:?} inside {{…}}")),
-                            None => return Err(format!("{text:?}: unclosed '{{'")),
+                            Some(c) => return Err(err(format!("{text:?}: {c:?} inside {{…}}"))),
+                            None => return Err(err(format!("{text:?}: unclosed '{{'"))),
                         }
                     }
                     if name.is_empty() {
-                        return Err(format!("{text:?}: empty '{{}}'"));
+                        return Err(err(format!("{text:?}: empty '{{}}'")));
                     }
                     if !lit.is_empty() {
                         pieces.push(Piece::Text(std::mem::take(&mut lit)));
                     }
                     pieces.push(Piece::Var(name));
                 }
-                '}' => return Err(format!("{text:?}: lone '}}' (write '}}}}')")),
+                '}' => return Err(err(format!("{text:?}: lone '}}' (write '}}}}')"))),
                 c => lit.push(c),
             }
         }
@@ -70,13 +82,13 @@ impl Template {
         })
     }
 
-    /// Substitutes values; `Err(name)` for the first variable that has no value.
-    pub fn render(&self, values: &BTreeMap<String, String>) -> Result<String, String> {
+    /// Substitutes values; [`Unbound`] names the first variable that has no value.
+    pub fn render(&self, values: &BTreeMap<String, String>) -> Result<String, Unbound> {
         let mut out = String::new();
         for p in &self.pieces {
             match p {
                 Piece::Text(t) => out.push_str(t),
-                Piece::Var(v) => out.push_str(values.get(v).ok_or_else(|| v.clone())?),
+                Piece::Var(v) => out.push_str(values.get(v).ok_or_else(|| Unbound(v.clone()))?),
             }
         }
         Ok(out)
@@ -95,7 +107,7 @@ mod tests {
         assert_eq!(t.render(&values).unwrap(), "--dbname=a b;$(rm):{x}");
         assert_eq!(
             Template::parse("{user}").unwrap().render(&values),
-            Err("user".into())
+            Err(Unbound("user".into()))
         );
     }
 

@@ -18,8 +18,8 @@ use std::path::{Path, PathBuf};
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 
-use crate::encryption::EncryptionInfo;
-use crate::labels::file_safe;
+use crate::discover::labels::file_safe;
+use crate::pipeline::encryption::EncryptionInfo;
 
 /// Suffix of temp files.
 pub const TEMP_SUFFIX: &str = ".stowage-tmp";

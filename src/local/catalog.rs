@@ -1,6 +1,6 @@
 //! What is in the backup directory: artifacts with their manifests, listed and verified.
 //!
-//! Reads the directory layout that [`crate::artifact`] writes. An artifact without a manifest
+//! Reads the directory layout that [`crate::local::artifact`] writes. An artifact without a manifest
 //! (the process died between the two commits) or a manifest without its file is reported as
 //! such, never hidden. Verification re-hashes the stored bytes against the manifest. This module
 //! only reads.
@@ -11,7 +11,7 @@ use std::path::{Path, PathBuf};
 
 use sha2::{Digest, Sha256};
 
-use crate::artifact::{self, MANIFEST_SUFFIX, Manifest};
+use crate::local::artifact::{self, MANIFEST_SUFFIX, Manifest};
 
 /// One artifact found on disk.
 #[derive(Debug, Clone)]
@@ -166,7 +166,7 @@ pub fn verify_path(artifact: &Path) -> Result<Manifest, VerifyError> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::artifact::{ContainerRef, Content, Stored};
+    use crate::local::artifact::{ContainerRef, Content, Stored};
 
     fn manifest(file: &str, bytes: &[u8]) -> Manifest {
         let now = chrono::Utc::now();

@@ -16,8 +16,8 @@ use std::path::{Path, PathBuf};
 
 use chrono::{DateTime, Utc};
 
-use crate::artifact::{self, Manifest};
-use crate::catalog::{self, Listed};
+use crate::local::artifact::{self, Manifest};
+use crate::local::catalog::{self, Listed};
 use crate::retention::{self, Decision, Policy};
 
 /// One artifact and the verdict on it.

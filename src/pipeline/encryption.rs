@@ -17,11 +17,95 @@ use age::stream::{StreamReader, StreamWriter};
 use age::{DecryptError, Decryptor, Encryptor, Identity, IdentityFile, Recipient, scrypt, x25519};
 use serde::{Deserialize, Serialize};
 
-use crate::config;
 use crate::secret::Secret;
+
+/// Why encryption could not be set up, or an artifact could not be opened. None of these
+/// go away by retrying: a key, a file or the configuration has to change.
+#[derive(Debug, thiserror::Error)]
+pub enum EncryptionError {
+    /// A configuration value is unusable.
+    #[error("{key}: {reason}")]
+    Invalid {
+        /// The config key, dotted.
+        key: &'static str,
+        /// What is wrong and what is allowed.
+        reason: String,
+    },
+    /// A recipients or identity file cannot be read.
+    #[error("{what} {path}: {source}")]
+    File {
+        /// Which file it is (`encryption.recipients_file`, `identity file`).
+        what: &'static str,
+        /// The file.
+        path: PathBuf,
+        /// Why.
+        #[source]
+        source: io::Error,
+    },
+    /// The artifact cannot be decrypted with the keys given.
+    #[error("{0}")]
+    Decrypt(String),
+}
+
+impl crate::error::Temporary for EncryptionError {
+    fn is_temporary(&self) -> bool {
+        false
+    }
+}
 
 /// The highest scrypt work factor a restore accepts (bounds the memory a file can demand).
 const MAX_WORK_FACTOR: u8 = 22;
+
+/// age encryption settings. See `config/stowage.toml`.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct EncryptionConfig {
+    /// X25519 recipients (`age1…`); a list, or one string separated by commas or spaces.
+    #[serde(default, deserialize_with = "one_or_many")]
+    pub recipients: Vec<String>,
+    /// A file of recipients, one per line (`#` comments), as `age -R` reads.
+    #[serde(default)]
+    pub recipients_file: Option<PathBuf>,
+    /// A passphrase instead of recipients (age's scrypt recipient).
+    #[serde(default)]
+    pub passphrase: Option<Secret>,
+    /// scrypt work factor (log2 N) for passphrase encryption.
+    #[serde(default = "default_work_factor")]
+    pub scrypt_work_factor: u8,
+    /// Identity file(s) for `stowage restore` (`age-keygen` output).
+    #[serde(default, deserialize_with = "one_or_many_paths")]
+    pub identity_files: Vec<PathBuf>,
+}
+
+fn default_work_factor() -> u8 {
+    16
+}
+
+fn split_list(s: &str) -> Vec<String> {
+    s.split([',', ' ', '\n', '\t'])
+        .map(str::trim)
+        .filter(|p| !p.is_empty())
+        .map(String::from)
+        .collect()
+}
+
+/// A list, or one string of comma- or space-separated items (how environment variables say it).
+fn one_or_many<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Vec<String>, D::Error> {
+    #[derive(Deserialize)]
+    #[serde(untagged)]
+    enum OneOrMany {
+        One(String),
+        Many(Vec<String>),
+    }
+    Ok(match OneOrMany::deserialize(d)? {
+        OneOrMany::One(s) => split_list(&s),
+        OneOrMany::Many(v) => v,
+    })
+}
+
+fn one_or_many_paths<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Vec<PathBuf>, D::Error> {
+    Ok(one_or_many(d)?.into_iter().map(PathBuf::from).collect())
+}
 
 /// How artifacts are encrypted, from the configuration.
 pub struct Encryption {
@@ -54,7 +138,7 @@ pub struct EncryptionInfo {
 
 impl Encryption {
     /// The configured encryption; `None` when no recipient and no passphrase is set.
-    pub fn from_config(c: &config::Encryption) -> Result<Option<Self>, String> {
+    pub fn from_config(c: &EncryptionConfig) -> Result<Option<Self>, EncryptionError> {
         let mut texts = c.recipients.clone();
         if let Some(path) = &c.recipients_file {
             texts.extend(read_recipients_file(path)?);
@@ -68,19 +152,22 @@ impl Encryption {
             (None, false) => Ok(Some(Self {
                 kind: Kind::Recipients(recipients),
             })),
-            (Some(_), false) => Err(
-                "encryption.passphrase and recipients are both set, but an age file is encrypted either to recipients or to one passphrase; keep one"
-                    .into(),
-            ),
+            (Some(_), false) => Err(EncryptionError::Invalid {
+                key: "encryption.passphrase",
+                reason: "encryption.passphrase and recipients are both set, but an age file is encrypted either to recipients or to one passphrase; keep one".into(),
+            }),
             (Some(p), true) => {
                 if p.expose().is_empty() {
-                    return Err("encryption.passphrase is empty".into());
+                    return Err(EncryptionError::Invalid {
+                        key: "encryption.passphrase",
+                        reason: "it is empty".into(),
+                    });
                 }
                 if !(10..=MAX_WORK_FACTOR).contains(&c.scrypt_work_factor) {
-                    return Err(format!(
-                        "encryption.scrypt_work_factor {} is outside 10..={MAX_WORK_FACTOR}",
-                        c.scrypt_work_factor
-                    ));
+                    return Err(EncryptionError::Invalid {
+                        key: "encryption.scrypt_work_factor",
+                        reason: format!("{} is outside 10..={MAX_WORK_FACTOR}", c.scrypt_work_factor),
+                    });
                 }
                 Ok(Some(Self {
                     kind: Kind::Passphrase {
@@ -129,24 +216,34 @@ impl Encryption {
     }
 }
 
-fn parse_recipient(text: &str) -> Result<x25519::Recipient, String> {
+fn parse_recipient(text: &str) -> Result<x25519::Recipient, EncryptionError> {
     let text = text.trim();
+    let invalid = |reason| EncryptionError::Invalid {
+        key: "encryption.recipients",
+        reason,
+    };
     if text.starts_with("age1pq") || text.starts_with("ssh-") {
-        return Err(format!(
+        return Err(invalid(format!(
             "recipient {text:.20}…: only X25519 recipients (age1…, from age-keygen) are supported"
-        ));
+        )));
     }
-    x25519::Recipient::from_str(text)
-        .map_err(|e| format!("recipient {text:?} is not an age X25519 public key (age1…): {e}"))
+    x25519::Recipient::from_str(text).map_err(|e| {
+        invalid(format!(
+            "recipient {text:?} is not an age X25519 public key (age1…): {e}"
+        ))
+    })
 }
 
-fn read_recipients_file(path: &Path) -> Result<Vec<String>, String> {
-    let file = std::fs::File::open(path)
-        .map_err(|e| format!("encryption.recipients_file {}: {e}", path.display()))?;
+fn read_recipients_file(path: &Path) -> Result<Vec<String>, EncryptionError> {
+    let file_error = |source| EncryptionError::File {
+        what: "encryption.recipients_file",
+        path: path.to_path_buf(),
+        source,
+    };
+    let file = std::fs::File::open(path).map_err(file_error)?;
     let mut out = Vec::new();
     for line in io::BufReader::new(file).lines() {
-        let line =
-            line.map_err(|e| format!("encryption.recipients_file {}: {e}", path.display()))?;
+        let line = line.map_err(file_error)?;
         let line = line.trim();
         if !line.is_empty() && !line.starts_with('#') {
             out.push(line.to_string());
@@ -164,15 +261,19 @@ pub struct Identities {
 
 impl Identities {
     /// Loads identity files (`age-keygen` output; `#` comments allowed) and the passphrase.
-    pub fn load(files: &[PathBuf], passphrase: Option<&Secret>) -> Result<Self, String> {
+    pub fn load(files: &[PathBuf], passphrase: Option<&Secret>) -> Result<Self, EncryptionError> {
         let mut keys = Vec::new();
         let mut sources = Vec::new();
         for path in files {
-            let file = IdentityFile::from_file(path.display().to_string())
-                .map_err(|e| format!("identity file {}: {e}", path.display()))?;
-            let ids = file
-                .into_identities()
-                .map_err(|e| format!("identity file {}: {e}", path.display()))?;
+            let file_error = |source| EncryptionError::File {
+                what: "identity file",
+                path: path.clone(),
+                source,
+            };
+            let file = IdentityFile::from_file(path.display().to_string()).map_err(file_error)?;
+            let ids = file.into_identities().map_err(|e| {
+                file_error(io::Error::new(io::ErrorKind::InvalidData, e.to_string()))
+            })?;
             keys.extend(ids);
             sources.push(path.display().to_string());
         }
@@ -200,9 +301,9 @@ impl Identities {
         &self,
         input: R,
         info: Option<&EncryptionInfo>,
-    ) -> Result<StreamReader<R>, String> {
-        let decryptor =
-            Decryptor::new_buffered(input).map_err(|e| format!("not a readable age file: {e}"))?;
+    ) -> Result<StreamReader<R>, EncryptionError> {
+        let decryptor = Decryptor::new_buffered(input)
+            .map_err(|e| EncryptionError::Decrypt(format!("not a readable age file: {e}")))?;
         let result = if decryptor.is_scrypt() {
             match &self.passphrase {
                 Some(p) => decryptor.decrypt(std::iter::once(p as &dyn Identity)),
@@ -222,7 +323,7 @@ impl Identities {
             } else {
                 format!("tried {}", self.sources.join(", "))
             };
-            match e {
+            EncryptionError::Decrypt(match e {
                 DecryptError::NoMatchingKeys => {
                     format!("none of the keys can decrypt this artifact: it needs {needs}; {tried}")
                 }
@@ -230,7 +331,7 @@ impl Identities {
                     format!("decryption failed (wrong passphrase or damaged file): it needs {needs}; {tried}")
                 }
                 other => format!("cannot decrypt: {other}"),
-            }
+            })
         })
     }
 }
@@ -240,8 +341,8 @@ mod tests {
     use super::*;
     use std::io::Read;
 
-    fn config(recipients: Vec<String>, passphrase: Option<&str>) -> config::Encryption {
-        config::Encryption {
+    fn config(recipients: Vec<String>, passphrase: Option<&str>) -> EncryptionConfig {
+        EncryptionConfig {
             recipients,
             passphrase: passphrase.map(Secret::new),
             scrypt_work_factor: 10,
@@ -254,7 +355,8 @@ mod tests {
         w.write_all(b"hello, stowage").unwrap();
         let sealed = w.finish().unwrap();
         let mut out = Vec::new();
-        ids.open(&sealed[..], Some(&enc.info()))?
+        ids.open(&sealed[..], Some(&enc.info()))
+            .map_err(|e| e.to_string())?
             .read_to_end(&mut out)
             .unwrap();
         Ok(out)
@@ -314,14 +416,18 @@ mod tests {
         );
 
         let key = x25519::Identity::generate().to_public().to_string();
-        let both = Encryption::from_config(&config(vec![key], Some("x"))).unwrap_err();
+        let both = Encryption::from_config(&config(vec![key], Some("x")))
+            .unwrap_err()
+            .to_string();
         assert!(both.contains("either"), "{both}");
         assert!(
             Encryption::from_config(&config(vec![], None))
                 .unwrap()
                 .is_none()
         );
-        let pq = Encryption::from_config(&config(vec!["age1pq1abc".into()], None)).unwrap_err();
+        let pq = Encryption::from_config(&config(vec!["age1pq1abc".into()], None))
+            .unwrap_err()
+            .to_string();
         assert!(pq.contains("only X25519"), "{pq}");
     }
 }

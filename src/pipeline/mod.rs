@@ -1,51 +1,57 @@
-//! The byte pipeline from a dump stream to a file: sha256 of the raw dump, zstd, optionally
-//! age, sha256 of the stored bytes, file, fsync.
+//! The byte pipeline between a dump stream and an artifact file, both ways.
 //!
-//! The work is done by writer layers (`HashingWriter` around the zstd encoder around an
-//! optional age stream around a `HashingWriter` around the file) on one blocking thread, fed through a bounded channel of
-//! [`CHANNEL_BLOCKS`] blocks of up to [`BLOCK_SIZE`] bytes. Exec frames are small (about 7 KiB
-//! on average from pg_dump), so [`PipelineWriter::write`] gathers them into blocks first: one
-//! hand-over per block instead of one per frame. When the disk or the compressor is slower
-//! than the dump, the channel fills, `write` waits, the exec stream is not read, and the dump
-//! tool blocks on its pipe: memory stays bounded whatever the dump size. This module knows
-//! nothing of containers or file names; [`crate::artifact`] owns the files.
+//! Write path ([`mod@write`]): sha256 of the raw dump, zstd, optionally age, sha256 of the stored
+//! bytes, file, fsync. Read path ([`read`]): file, optionally age, zstd, sha256 of the raw
+//! dump, into blocks for a restore's stdin. Both run their codecs on one blocking thread and
+//! meet the async side at a bounded channel of [`CHANNEL_BLOCKS`] blocks of up to
+//! [`BLOCK_SIZE`] bytes, so memory stays bounded whatever the dump size and the slower side
+//! sets the pace (backpressure). This module knows nothing of containers or file names;
+//! [`crate::local::artifact`] owns the files.
 
-use std::fs::File;
+pub mod encryption;
+pub mod read;
+pub mod write;
+
 use std::io::{self, Write};
-use std::sync::Arc;
 
-use bytes::{Bytes, BytesMut};
+use serde::Deserialize;
 use sha2::{Digest, Sha256};
-use tokio::sync::mpsc;
-use tokio::task::JoinHandle;
 
-use crate::encryption::Encryption;
+pub use write::{PipelineWriter, Written};
 
-/// Blocks in flight between the exec stream and the writer thread.
+/// Blocks in flight between the async side and the blocking thread.
 pub const CHANNEL_BLOCKS: usize = 16;
-/// Size a block is gathered to before it is handed to the writer thread.
+/// Size a block is gathered to before it crosses the channel.
 pub const BLOCK_SIZE: usize = 128 * 1024;
 
-/// Compression settings.
-#[derive(Debug, Clone, Copy)]
-pub struct Settings {
-    /// zstd level.
+/// `[compression]` in config: how dumps are compressed.
+#[derive(Debug, Clone, Copy, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Compression {
+    /// zstd level, 1..=19.
     pub level: i32,
-    /// zstd worker threads (0 = none).
+    /// zstd worker threads; 0 = compress on the writer thread.
     pub threads: u32,
 }
 
-/// Sizes and hashes of what was written.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Written {
-    /// Bytes of the dump.
-    pub raw_bytes: u64,
-    /// Hex sha256 of the dump.
-    pub raw_sha256: String,
-    /// Bytes in the file.
-    pub stored_bytes: u64,
-    /// Hex sha256 of the file.
-    pub stored_sha256: String,
+impl Compression {
+    /// The problems with these settings, as (key, reason).
+    pub fn problems(&self) -> Vec<(&'static str, String)> {
+        let mut out = Vec::new();
+        if !(1..=19).contains(&self.level) {
+            out.push((
+                "compression.level",
+                format!("{} is outside 1..=19", self.level),
+            ));
+        }
+        if self.threads > 64 {
+            out.push((
+                "compression.threads",
+                format!("{} is more than 64", self.threads),
+            ));
+        }
+        out
+    }
 }
 
 /// A writer that hashes and counts what passes through it.
@@ -81,181 +87,5 @@ impl<W: Write> Write for HashingWriter<W> {
 
     fn flush(&mut self) -> io::Result<()> {
         self.inner.flush()
-    }
-}
-
-enum Msg {
-    Data(Bytes),
-    Finish,
-}
-
-/// The async end of the pipeline. Dropping it without [`PipelineWriter::finish`] abandons
-/// the file's content (the caller removes the file).
-pub struct PipelineWriter {
-    tx: mpsc::Sender<Msg>,
-    task: JoinHandle<io::Result<Written>>,
-    block: BytesMut,
-}
-
-impl PipelineWriter {
-    /// Starts the writer thread on an open, empty file; encrypts when `encryption` is given.
-    pub fn start(file: File, settings: Settings, encryption: Option<Arc<Encryption>>) -> Self {
-        let (tx, rx) = mpsc::channel(CHANNEL_BLOCKS);
-        let task = tokio::task::spawn_blocking(move || write_all(file, settings, encryption, rx));
-        Self {
-            tx,
-            task,
-            block: BytesMut::with_capacity(BLOCK_SIZE),
-        }
-    }
-
-    /// Adds a chunk; hands a block to the writer thread when one is full, waiting while the
-    /// channel is full.
-    pub async fn write(&mut self, chunk: Bytes) -> io::Result<()> {
-        if self.block.is_empty() && chunk.len() >= BLOCK_SIZE {
-            return self.send(chunk).await;
-        }
-        self.block.extend_from_slice(&chunk);
-        if self.block.len() >= BLOCK_SIZE {
-            let block = self.block.split().freeze();
-            self.block.reserve(BLOCK_SIZE);
-            self.send(block).await?;
-        }
-        Ok(())
-    }
-
-    async fn send(&mut self, block: Bytes) -> io::Result<()> {
-        if self.tx.send(Msg::Data(block)).await.is_err() {
-            // The thread stopped early: its result says why.
-            return Err(self.take_error().await);
-        }
-        Ok(())
-    }
-
-    /// Writes what is gathered, flushes the compressor, fsyncs the file and returns sizes
-    /// and hashes.
-    pub async fn finish(mut self) -> io::Result<Written> {
-        if !self.block.is_empty() {
-            let block = self.block.split().freeze();
-            self.send(block).await?;
-        }
-        let _ = self.tx.send(Msg::Finish).await;
-        self.task.await.map_err(io::Error::other)?
-    }
-
-    async fn take_error(&mut self) -> io::Error {
-        match (&mut self.task).await {
-            Ok(Err(e)) => e,
-            Ok(Ok(_)) => io::Error::other("writer finished before the stream ended"),
-            Err(e) => io::Error::other(e),
-        }
-    }
-}
-
-/// Where compressed bytes go: the hashed file, or age in front of it.
-enum Sink {
-    Plain(HashingWriter<File>),
-    Age(age::stream::StreamWriter<HashingWriter<File>>),
-}
-
-impl Sink {
-    fn finish(self) -> io::Result<HashingWriter<File>> {
-        match self {
-            Self::Plain(w) => Ok(w),
-            Self::Age(w) => w.finish(),
-        }
-    }
-}
-
-impl Write for Sink {
-    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
-        match self {
-            Self::Plain(w) => w.write(buf),
-            Self::Age(w) => w.write(buf),
-        }
-    }
-
-    fn flush(&mut self) -> io::Result<()> {
-        match self {
-            Self::Plain(w) => w.flush(),
-            Self::Age(w) => w.flush(),
-        }
-    }
-}
-
-fn write_all(
-    file: File,
-    settings: Settings,
-    encryption: Option<Arc<Encryption>>,
-    mut rx: mpsc::Receiver<Msg>,
-) -> io::Result<Written> {
-    let stored = HashingWriter::new(file);
-    let sink = match encryption {
-        Some(e) => Sink::Age(e.wrap(stored)?),
-        None => Sink::Plain(stored),
-    };
-    let mut encoder = zstd::stream::write::Encoder::new(sink, settings.level)?;
-    encoder.include_checksum(true)?;
-    if settings.threads > 0 {
-        encoder.multithread(settings.threads)?;
-    }
-    let mut raw = HashingWriter::new(encoder);
-    loop {
-        match rx.blocking_recv() {
-            Some(Msg::Data(chunk)) => raw.write_all(&chunk)?,
-            Some(Msg::Finish) => break,
-            None => return Err(io::Error::other("pipeline abandoned")),
-        }
-    }
-    let (encoder, raw_sha256, raw_bytes) = raw.into_parts();
-    let stored = encoder.finish()?.finish()?;
-    let (file, stored_sha256, stored_bytes) = stored.into_parts();
-    file.sync_all()?;
-    Ok(Written {
-        raw_bytes,
-        raw_sha256,
-        stored_bytes,
-        stored_sha256,
-    })
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[tokio::test]
-    async fn output_is_standard_zstd_and_hashes_match() {
-        let dir = std::env::temp_dir().join(format!("stowage-pipeline-{}", std::process::id()));
-        std::fs::create_dir_all(&dir).unwrap();
-        let path = dir.join("out.zst");
-        let file = File::create(&path).unwrap();
-        let mut w = PipelineWriter::start(
-            file,
-            Settings {
-                level: 3,
-                threads: 0,
-            },
-            None,
-        );
-        let mut expected = Vec::new();
-        for i in 0..20_000u32 {
-            let chunk = format!("line {i} ünïcode\n").into_bytes();
-            expected.extend_from_slice(&chunk);
-            w.write(Bytes::from(chunk)).await.unwrap();
-        }
-        // A chunk larger than a block passes straight through, between small ones.
-        let big = vec![b'x'; BLOCK_SIZE + 7];
-        expected.extend_from_slice(&big);
-        w.write(Bytes::from(big)).await.unwrap();
-        expected.extend_from_slice(b"tail");
-        w.write(Bytes::from_static(b"tail")).await.unwrap();
-        let written = w.finish().await.unwrap();
-        let stored = std::fs::read(&path).unwrap();
-        assert_eq!(zstd::decode_all(&stored[..]).unwrap(), expected);
-        assert_eq!(written.raw_bytes, expected.len() as u64);
-        assert_eq!(written.raw_sha256, hex::encode(Sha256::digest(&expected)));
-        assert_eq!(written.stored_bytes, stored.len() as u64);
-        assert_eq!(written.stored_sha256, hex::encode(Sha256::digest(&stored)));
-        std::fs::remove_dir_all(&dir).unwrap();
     }
 }

@@ -1,5 +1,5 @@
-//! Remote object storage: the named storages from config, and what stowage does with one
-//! (upload an artifact so it is complete or absent, verify it, list, read manifests, delete).
+//! One remote object store and what stowage does with it: upload an artifact so it is
+//! complete or absent, verify it, list, read manifests, download, delete.
 //!
 //! Built on object_store: S3 and S3-compatible servers (custom endpoint, path style, plain
 //! http), Google Cloud Storage, Azure Blob Storage and a local directory, each configured by a
@@ -17,76 +17,31 @@
 use std::collections::BTreeMap;
 use std::fmt;
 use std::path::Path as FsPath;
+use std::path::PathBuf;
 use std::sync::Arc;
-use std::time::Duration;
 
 use bytes::Bytes;
 use futures_util::{StreamExt, TryStreamExt};
 use object_store::path::Path;
-use object_store::{
-    ObjectStore, ObjectStoreExt, PutMode, PutOptions, PutPayload, RetryConfig, WriteMultipart,
-};
-use serde::Deserialize;
+use object_store::{ObjectStore, ObjectStoreExt, PutMode, PutOptions, PutPayload, WriteMultipart};
 use sha2::{Digest, Sha256};
 use tokio::io::AsyncReadExt;
+use tokio::sync::OnceCell;
 
-use crate::artifact::{MANIFEST_SUFFIX, Manifest};
-use crate::secret::Secret;
+pub use super::error::{Cause, StorageError};
+use crate::local::artifact::{MANIFEST_SUFFIX, Manifest};
 
 /// The smallest multipart part (S3 needs 5 MiB except for the last part).
 pub const MIN_PART: u64 = 8 * 1024 * 1024;
 /// Providers allow at most this many parts; we stay below it.
 pub const MAX_PARTS: u64 = 9_000;
 
-/// One storage, as written in config (`[storage.NAME]`).
-#[derive(Debug, Clone, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct StorageConfig {
-    /// `s3://bucket/prefix`, `gs://bucket/prefix`, `az://container/prefix`,
-    /// `file:///absolute/path`.
-    pub url: String,
-    /// object_store options for the scheme (`endpoint`, `region`, `access_key_id`,
-    /// `secret_access_key`, `allow_http`, `virtual_hosted_style_request`,
-    /// `google_service_account`, `azure_storage_account_name`, …). Values are never shown.
-    #[serde(default)]
-    pub options: BTreeMap<String, Secret>,
-    /// Whether targets without a `stowage.storage` label go here.
-    #[serde(default = "yes")]
-    pub default: bool,
-    /// Read every upload back and compare its sha256 with the manifest (doubles the
-    /// traffic; without it only the size is compared).
-    #[serde(default = "yes")]
-    pub verify_readback: bool,
-    /// Retries of a request that failed temporarily.
-    #[serde(default = "default_retries")]
-    pub max_retries: usize,
-    /// Seconds after which a request is not retried any more.
-    #[serde(default = "default_retry_timeout")]
-    pub retry_timeout: u64,
-}
-
-fn yes() -> bool {
-    true
-}
-fn default_retries() -> usize {
-    5
-}
-fn default_retry_timeout() -> u64 {
-    120
-}
-
-/// A storage operation that failed. Names the storage and the key.
-#[derive(Debug, thiserror::Error)]
-#[error("storage {storage}: {what} {key}: {reason}")]
-pub struct StorageError {
-    /// Storage name.
-    pub storage: String,
-    /// What was being done.
-    pub what: &'static str,
-    /// The object key.
-    pub key: String,
-    /// Why, and what to do.
-    pub reason: String,
+/// Where a storage's objects live.
+pub(super) enum Backend {
+    /// An object store client (S3, GCS, Azure), built from config.
+    Store(Arc<dyn ObjectStore>),
+    /// A local directory (`file://`), created and opened at first use.
+    Directory(PathBuf),
 }
 
 /// A configured storage, ready to use.
@@ -95,14 +50,18 @@ pub struct Remote {
     pub name: String,
     /// Whether targets go here by default.
     pub default: bool,
-    store: Arc<dyn ObjectStore>,
+    backend: Backend,
+    store: OnceCell<Arc<dyn ObjectStore>>,
     prefix: Path,
     verify_readback: bool,
 }
 
 impl fmt::Debug for Remote {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "Remote({} at {})", self.name, self.store)
+        match &self.backend {
+            Backend::Store(s) => write!(f, "Remote({} at {s})", self.name),
+            Backend::Directory(d) => write!(f, "Remote({} at {})", self.name, d.display()),
+        }
     }
 }
 
@@ -116,95 +75,82 @@ pub struct RemoteObject {
 }
 
 impl Remote {
-    /// Builds the store from its config. Errors name the storage and the bad option.
-    pub fn new(name: &str, c: &StorageConfig) -> Result<Self, String> {
-        let err = |e: &dyn fmt::Display| format!("storage.{name}: {e}");
-        let url = url::Url::parse(&c.url).map_err(|e| err(&format!("url {:?}: {e}", c.url)))?;
-        let retry = RetryConfig {
-            max_retries: c.max_retries,
-            retry_timeout: Duration::from_secs(c.retry_timeout),
-            ..Default::default()
-        };
-        let options = c.options.iter().map(|(k, v)| (k.as_str(), v.expose()));
-        let prefix = Path::from_url_path(url.path()).map_err(|e| err(&e))?;
-        let store: Arc<dyn ObjectStore> = match url.scheme() {
-            "s3" | "s3a" => {
-                let mut b = object_store::aws::AmazonS3Builder::new().with_url(url.as_str());
-                for (k, v) in options {
-                    b = b.with_config(k.parse().map_err(|e| err(&e))?, v);
-                }
-                Arc::new(b.with_retry(retry).build().map_err(|e| err(&e))?)
-            }
-            "gs" => {
-                let mut b =
-                    object_store::gcp::GoogleCloudStorageBuilder::new().with_url(url.as_str());
-                for (k, v) in options {
-                    b = b.with_config(k.parse().map_err(|e| err(&e))?, v);
-                }
-                Arc::new(b.with_retry(retry).build().map_err(|e| err(&e))?)
-            }
-            "az" | "azure" | "abfs" | "abfss" => {
-                let mut b =
-                    object_store::azure::MicrosoftAzureBuilder::new().with_url(url.as_str());
-                for (k, v) in options {
-                    b = b.with_config(k.parse().map_err(|e| err(&e))?, v);
-                }
-                Arc::new(b.with_retry(retry).build().map_err(|e| err(&e))?)
-            }
-            "file" => {
-                if !c.options.is_empty() {
-                    return Err(err(&"a file:// storage takes no options"));
-                }
-                let dir = url
-                    .to_file_path()
-                    .map_err(|()| err(&"a file:// url needs an absolute path"))?;
-                std::fs::create_dir_all(&dir)
-                    .map_err(|e| err(&format!("{}: {e}", dir.display())))?;
-                return Ok(Self {
-                    name: name.to_string(),
-                    default: c.default,
-                    store: Arc::new(
-                        object_store::local::LocalFileSystem::new_with_prefix(&dir)
-                            .map_err(|e| err(&e))?
-                            .with_automatic_cleanup(true),
-                    ),
-                    prefix: Path::default(),
-                    verify_readback: c.verify_readback,
-                });
-            }
-            other => {
-                return Err(err(&format!(
-                    "url scheme {other:?} is not one of s3, gs, az, file"
-                )));
-            }
-        };
-        Ok(Self {
+    /// A storage over `backend`; `default` and `verify_readback` as in its config.
+    pub(super) fn with_backend(
+        name: &str,
+        backend: Backend,
+        prefix: Path,
+        default: bool,
+        verify_readback: bool,
+    ) -> Self {
+        Self {
             name: name.to_string(),
-            default: c.default,
-            store,
+            default,
+            backend,
+            store: OnceCell::new(),
             prefix,
-            verify_readback: c.verify_readback,
-        })
+            verify_readback,
+        }
     }
 
-    fn key(&self, target: &str, file: &str) -> Path {
+    /// The store; a `file://` directory is created and opened the first time.
+    async fn store(&self) -> Result<&Arc<dyn ObjectStore>, StorageError> {
+        self.store
+            .get_or_try_init(|| async {
+                match &self.backend {
+                    Backend::Store(s) => Ok(s.clone()),
+                    Backend::Directory(dir) => {
+                        let fail = |cause: Cause| StorageError {
+                            storage: self.name.clone(),
+                            what: "opening the directory",
+                            key: dir.display().to_string(),
+                            cause,
+                            aborted: false,
+                        };
+                        tokio::fs::create_dir_all(dir)
+                            .await
+                            .map_err(|e| fail(e.into()))?;
+                        let local = object_store::local::LocalFileSystem::new_with_prefix(dir)
+                            .map_err(|e| fail(e.into()))?
+                            .with_automatic_cleanup(true);
+                        Ok(Arc::new(local) as Arc<dyn ObjectStore>)
+                    }
+                }
+            })
+            .await
+    }
+
+    pub(super) fn key(&self, target: &str, file: &str) -> Path {
         self.prefix.clone().join(target).join(file)
     }
 
-    fn error(&self, what: &'static str, key: &Path, reason: impl fmt::Display) -> StorageError {
+    fn error(&self, what: &'static str, key: &Path, cause: impl Into<Cause>) -> StorageError {
         StorageError {
             storage: self.name.clone(),
             what,
             key: key.to_string(),
-            reason: reason.to_string(),
+            cause: cause.into(),
+            aborted: false,
         }
+    }
+
+    /// One cheap request that proves the storage answers and the credentials work (a
+    /// delimited LIST of the prefix).
+    pub async fn health(&self) -> Result<(), StorageError> {
+        self.store()
+            .await?
+            .list_with_delimiter(Some(&self.prefix))
+            .await
+            .map_err(|e| self.error("checking", &self.prefix, e))?;
+        Ok(())
     }
 
     /// The objects under `target`'s prefix, by file name.
     pub async fn list(&self, target: &str) -> Result<BTreeMap<String, RemoteObject>, StorageError> {
         let prefix = self.prefix.clone().join(target);
         let metas: Vec<_> = self
-            .store
+            .store()
+            .await?
             .list(Some(&prefix))
             .try_collect()
             .await
@@ -221,7 +167,8 @@ impl Remote {
     /// The target names that have objects here.
     pub async fn targets(&self) -> Result<Vec<String>, StorageError> {
         let listed = self
-            .store
+            .store()
+            .await?
             .list_with_delimiter(Some(&self.prefix))
             .await
             .map_err(|e| self.error("listing", &self.prefix, e))?;
@@ -236,7 +183,8 @@ impl Remote {
     pub async fn manifest(&self, target: &str, file: &str) -> Result<Manifest, StorageError> {
         let key = self.key(target, &format!("{file}{MANIFEST_SUFFIX}"));
         let bytes = self
-            .store
+            .store()
+            .await?
             .get(&key)
             .await
             .map_err(|e| self.error("reading", &key, e))?
@@ -256,7 +204,7 @@ impl Remote {
         manifest: &Manifest,
     ) -> Result<(), StorageError> {
         let key = self.key(target, &manifest.stored.file);
-        match self.store.head(&key).await {
+        match self.store().await?.head(&key).await {
             Ok(meta) if meta.size == manifest.stored.bytes => {
                 tracing::info!(storage = %self.name, key = %key, "already uploaded; verifying");
             }
@@ -281,7 +229,8 @@ impl Remote {
             &format!("{}{MANIFEST_SUFFIX}", manifest.stored.file),
         );
         let json = serde_json::to_vec_pretty(manifest).expect("a manifest serializes");
-        self.store
+        self.store()
+            .await?
             .put(&mkey, PutPayload::from(json))
             .await
             .map_err(|e| self.error("uploading", &mkey, e))?;
@@ -303,14 +252,16 @@ impl Remote {
                 mode: PutMode::Create,
                 ..Default::default()
             };
-            self.store
+            self.store()
+                .await?
                 .put_opts(key, PutPayload::from(buf), opts)
                 .await
                 .map_err(|e| self.error("uploading", key, e))?;
             return Ok(());
         }
         let upload = self
-            .store
+            .store()
+            .await?
             .put_multipart(key)
             .await
             .map_err(|e| self.error("starting the multipart upload of", key, e))?;
@@ -328,24 +279,23 @@ impl Remote {
             }
             writer.write(&buf[..n]);
         };
-        let aborted =
-            "the incomplete multipart upload was aborted, nothing is visible under this key";
         if let Some(mut e) = failure {
             let _ = writer.abort().await;
-            e.reason = format!("{}; {aborted}", e.reason);
+            e.aborted = true;
             return Err(e);
         }
-        writer
-            .finish()
-            .await
-            .map_err(|e| self.error("uploading", key, format!("{e}; {aborted}")))?;
+        writer.finish().await.map_err(|e| StorageError {
+            aborted: true,
+            ..self.error("uploading", key, e)
+        })?;
         Ok(())
     }
 
     /// Size, and unless disabled a read-back sha256, against the manifest.
     async fn verify(&self, key: &Path, manifest: &Manifest) -> Result<(), StorageError> {
         let meta = self
-            .store
+            .store()
+            .await?
             .head(key)
             .await
             .map_err(|e| self.error("verifying", key, e))?;
@@ -363,7 +313,8 @@ impl Remote {
             return Ok(());
         }
         let mut stream = self
-            .store
+            .store()
+            .await?
             .get(key)
             .await
             .map_err(|e| self.error("verifying", key, e))?
@@ -400,10 +351,12 @@ impl Remote {
             let key = self.key(target, &name);
             let path = dir.join(&name);
             let local = |e: std::io::Error| {
-                self.error("downloading", &key, format!("{}: {e}", path.display()))
+                let e = std::io::Error::new(e.kind(), format!("{}: {e}", path.display()));
+                self.error("downloading", &key, e)
             };
             let mut stream = self
-                .store
+                .store()
+                .await?
                 .get(&key)
                 .await
                 .map_err(|e| self.error("downloading", &key, e))?
@@ -423,7 +376,7 @@ impl Remote {
     pub async fn delete(&self, target: &str, file: &str) -> Result<(), StorageError> {
         for f in [file.to_string(), format!("{file}{MANIFEST_SUFFIX}")] {
             let key = self.key(target, &f);
-            match self.store.delete(&key).await {
+            match self.store().await?.delete(&key).await {
                 Ok(()) | Err(object_store::Error::NotFound { .. }) => {}
                 Err(e) => return Err(self.error("deleting", &key, e)),
             }
@@ -438,46 +391,6 @@ pub fn part_size(size: u64) -> u64 {
     const MIB: u64 = 1024 * 1024;
     let needed = size.div_ceil(MAX_PARTS).div_ceil(MIB) * MIB;
     needed.max(MIN_PART)
-}
-
-/// Every configured storage.
-#[derive(Debug, Default)]
-pub struct Storages {
-    remotes: Vec<Arc<Remote>>,
-}
-
-impl Storages {
-    /// Builds every `[storage.NAME]`.
-    pub fn from_config(configs: &BTreeMap<String, StorageConfig>) -> Result<Self, String> {
-        let remotes = configs
-            .iter()
-            .map(|(name, c)| {
-                crate::labels::check_name(&format!("storage.{name}"), name)
-                    .map_err(|e| e.to_string())?;
-                Remote::new(name, c).map(Arc::new)
-            })
-            .collect::<Result<_, _>>()?;
-        Ok(Self { remotes })
-    }
-
-    /// All storages.
-    pub fn all(&self) -> &[Arc<Remote>] {
-        &self.remotes
-    }
-
-    /// The one named so.
-    pub fn get(&self, name: &str) -> Option<&Arc<Remote>> {
-        self.remotes.iter().find(|r| r.name == name)
-    }
-
-    /// The names of the storages targets go to by default.
-    pub fn defaults(&self) -> Vec<String> {
-        self.remotes
-            .iter()
-            .filter(|r| r.default)
-            .map(|r| r.name.clone())
-            .collect()
-    }
 }
 
 #[cfg(test)]
@@ -498,47 +411,5 @@ mod tests {
                 "S3's 5 GiB part limit for {size}"
             );
         }
-    }
-
-    #[test]
-    fn config_errors_name_the_storage() {
-        let c = |url: &str, opts: &[(&str, &str)]| StorageConfig {
-            url: url.into(),
-            options: opts
-                .iter()
-                .map(|(k, v)| (k.to_string(), Secret::new(*v)))
-                .collect(),
-            default: true,
-            verify_readback: true,
-            max_retries: 1,
-            retry_timeout: 1,
-        };
-        let e = Remote::new("offsite", &c("ftp://x/y", &[])).unwrap_err();
-        assert!(e.contains("storage.offsite") && e.contains("ftp"), "{e}");
-        let e = Remote::new("offsite", &c("s3://b/p", &[("no_such_option", "1")])).unwrap_err();
-        assert!(e.contains("no_such_option"), "{e}");
-        let e = Remote::new("offsite", &c("s3://b/p", &[("secret_access_key", "x")])).unwrap_err();
-        assert!(
-            e.contains("AccessKeyId"),
-            "a half-given key pair fails at start-up: {e}"
-        );
-        let r = Remote::new(
-            "offsite",
-            &c(
-                "s3://bucket/some/prefix",
-                &[
-                    ("endpoint", "http://127.0.0.1:9"),
-                    ("allow_http", "true"),
-                    ("access_key_id", "AK"),
-                    ("secret_access_key", "hunter2"),
-                ],
-            ),
-        )
-        .unwrap();
-        assert_eq!(
-            r.key("db", "a.sql.zst").to_string(),
-            "some/prefix/db/a.sql.zst"
-        );
-        assert!(!format!("{r:?}").contains("hunter2"));
     }
 }

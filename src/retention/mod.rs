@@ -10,7 +10,7 @@
 //! weeks (Monday to Sunday).
 //!
 //! Two rules are stowage's own, on top: the newest artifact is always kept, whatever the
-//! policy, and only artifacts with a valid manifest are ever planned ([`crate::prune`] leaves
+//! policy, and only artifacts with a valid manifest are ever planned ([`crate::local::prune`] leaves
 //! every other file alone).
 
 use std::fmt;
@@ -45,6 +45,21 @@ pub struct Policy {
     pub keep_yearly: u32,
 }
 
+/// A retention label or span that does not parse.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{0}")]
+pub struct PolicyError(String);
+
+impl crate::error::Temporary for PolicyError {
+    fn is_temporary(&self) -> bool {
+        false
+    }
+}
+
+/// The longest span accepted, in days (a thousand years): longer ones cannot be measured
+/// back from any date a backup has.
+pub const MAX_SPAN_DAYS: u64 = 1000 * 366;
+
 /// A calendar span: years, months, days, hours (`1y6m`, `30d`, `2w` = 14 days, `36h`).
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct Span {
@@ -56,8 +71,13 @@ pub struct Span {
 
 impl Span {
     /// Parses `1y6m2w3d12h` (any subset, in any order, each unit once at most).
-    pub fn parse(text: &str) -> Result<Self, String> {
-        let bad = || format!("{text:?} is not a span like 30d, 12h, 2w, 6m or 1y6m");
+    pub fn parse(text: &str) -> Result<Self, PolicyError> {
+        let bad = || {
+            PolicyError(format!(
+                "{:?} is not a span like 30d, 12h, 2w, 6m or 1y6m",
+                shorten(text)
+            ))
+        };
         let mut span = Span::default();
         let mut number = String::new();
         let mut seen = String::new();
@@ -84,16 +104,31 @@ impl Span {
         if !number.is_empty() || span == Span::default() {
             return Err(bad());
         }
+        if span.approx_days() > MAX_SPAN_DAYS {
+            return Err(PolicyError(format!(
+                "{:?} is longer than a thousand years",
+                shorten(text)
+            )));
+        }
         Ok(span)
     }
 
+    /// The span's length in days, rounded up, without overflow.
+    fn approx_days(&self) -> u64 {
+        u64::from(self.years) * 366
+            + u64::from(self.months) * 31
+            + u64::from(self.days)
+            + u64::from(self.hours).div_ceil(24)
+    }
+
     /// `t` minus this span, on the calendar (months and years as restic's `AddDate`).
+    /// Saturates at the earliest representable time instead of overflowing.
     fn before(&self, t: DateTime<Utc>) -> DateTime<Utc> {
         let months = self.years.saturating_mul(12).saturating_add(self.months);
         t.checked_sub_months(Months::new(months))
+            .and_then(|t| t.checked_sub_signed(Duration::days(i64::from(self.days))))
+            .and_then(|t| t.checked_sub_signed(Duration::hours(i64::from(self.hours))))
             .unwrap_or(DateTime::<Utc>::MIN_UTC)
-            - Duration::days(i64::from(self.days))
-            - Duration::hours(i64::from(self.hours))
     }
 }
 
@@ -128,7 +163,7 @@ impl Policy {
 
     /// Parses the `stowage.retention` label: `all` (keep everything), or comma-separated
     /// `last=N`, `within=SPAN`, `hourly=N`, `daily=N`, `weekly=N`, `monthly=N`, `yearly=N`.
-    pub fn parse_label(text: &str) -> Result<Self, String> {
+    pub fn parse_label(text: &str) -> Result<Self, PolicyError> {
         let text = text.trim();
         if text.eq_ignore_ascii_case("all") {
             return Ok(Policy::default());
@@ -137,16 +172,19 @@ impl Policy {
         for part in text.split(',').map(str::trim).filter(|s| !s.is_empty()) {
             let (key, value) = part
                 .split_once('=')
-                .ok_or_else(|| format!("{part:?} is not key=value"))?;
+                .ok_or_else(|| PolicyError(format!("{:?} is not key=value", shorten(part))))?;
             let key = key
                 .trim()
                 .trim_start_matches("keep-")
                 .trim_start_matches("keep_");
             let count = || {
-                value
-                    .trim()
-                    .parse::<u32>()
-                    .map_err(|_| format!("{key}={value}: expected a count"))
+                value.trim().parse::<u32>().map_err(|_| {
+                    PolicyError(format!(
+                        "{}={}: expected a count",
+                        shorten(key),
+                        shorten(value)
+                    ))
+                })
             };
             match key {
                 "last" => p.keep_last = count()?,
@@ -157,18 +195,27 @@ impl Policy {
                 "monthly" => p.keep_monthly = count()?,
                 "yearly" => p.keep_yearly = count()?,
                 other => {
-                    return Err(format!(
-                        "unknown rule {other:?}; use last, within, hourly, daily, weekly, monthly, yearly, or all"
-                    ));
+                    return Err(PolicyError(format!(
+                        "unknown rule {:?}; use last, within, hourly, daily, weekly, monthly, yearly, or all",
+                        shorten(other)
+                    )));
                 }
             }
         }
         if p.is_empty() {
-            return Err(
+            return Err(PolicyError(
                 "no rule given; write e.g. daily=7,weekly=4 (or all to keep everything)".into(),
-            );
+            ));
         }
         Ok(p)
+    }
+}
+
+/// At most 40 characters of a user's text, for messages (a label may be 100 kB long).
+fn shorten(text: &str) -> String {
+    match text.char_indices().nth(40) {
+        Some((i, _)) => format!("{}…", &text[..i]),
+        None => text.to_string(),
     }
 }
 
@@ -211,6 +258,7 @@ pub struct Decision {
 /// Decides for each time in `times` (one series: one target's one database), in the same
 /// order. `now` bounds "newest": an artifact stamped in the future does not shift the
 /// `keep-within` window.
+// Long: follows restic's ApplyPolicy rule for rule, so the two can be read side by side.
 pub fn plan(policy: &Policy, times: &[DateTime<Utc>], now: DateTime<Utc>) -> Vec<Decision> {
     let mut order: Vec<usize> = (0..times.len()).collect();
     // Newest first; ties keep their input order.
@@ -308,165 +356,4 @@ fn day_key(t: DateTime<Utc>) -> i64 {
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-    use chrono::TimeZone;
-
-    fn at(m: u32, d: u32, h: u32) -> DateTime<Utc> {
-        Utc.with_ymd_and_hms(2026, m, d, h, 0, 0).unwrap()
-    }
-
-    /// Five months of daily backups at 03:00 (2026-01-01 to 05-31), plus one at 05-31 15:00.
-    fn months() -> Vec<DateTime<Utc>> {
-        let mut t: Vec<DateTime<Utc>> = (0..151).map(|d| at(1, 1, 3) + Duration::days(d)).collect();
-        assert_eq!(*t.last().unwrap(), at(5, 31, 3));
-        t.push(at(5, 31, 15));
-        // Input order must not matter.
-        t.reverse();
-        t.swap(3, 77);
-        t
-    }
-
-    fn kept(policy: &str, times: &[DateTime<Utc>]) -> Vec<DateTime<Utc>> {
-        let p = Policy::parse_label(policy).unwrap();
-        let d = plan(&p, times, at(12, 31, 0));
-        let mut out: Vec<DateTime<Utc>> = times
-            .iter()
-            .zip(&d)
-            .filter(|(_, d)| d.keep)
-            .map(|(t, _)| *t)
-            .collect();
-        out.sort_by(|a, b| b.cmp(a));
-        out
-    }
-
-    #[test]
-    fn each_rule_over_months() {
-        let t = months();
-        let cases: Vec<(&str, Vec<DateTime<Utc>>)> = vec![
-            ("last=3", vec![at(5, 31, 15), at(5, 31, 3), at(5, 30, 3)]),
-            ("daily=3", vec![at(5, 31, 15), at(5, 30, 3), at(5, 29, 3)]),
-            // 2026-05-31 is a Sunday: ISO week 22 is 05-25..05-31, week 21 ends 05-24.
-            ("weekly=2", vec![at(5, 31, 15), at(5, 24, 3)]),
-            ("monthly=2", vec![at(5, 31, 15), at(4, 30, 3)]),
-            // More months asked for than exist: every month, and the oldest backup too.
-            (
-                "monthly=12",
-                vec![
-                    at(5, 31, 15),
-                    at(4, 30, 3),
-                    at(3, 31, 3),
-                    at(2, 28, 3),
-                    at(1, 31, 3),
-                    at(1, 1, 3),
-                ],
-            ),
-            ("yearly=1", vec![at(5, 31, 15)]),
-            ("yearly=3", vec![at(5, 31, 15), at(1, 1, 3)]),
-            // Relative to the newest backup (05-31 15:00), not to now.
-            (
-                "within=7d",
-                std::iter::once(at(5, 31, 15))
-                    .chain((0..7).map(|d| at(5, 31, 3) - Duration::days(d)))
-                    .collect(),
-            ),
-            (
-                "within=1w",
-                std::iter::once(at(5, 31, 15))
-                    .chain((0..7).map(|d| at(5, 31, 3) - Duration::days(d)))
-                    .collect(),
-            ),
-        ];
-        for (policy, expected) in cases {
-            assert_eq!(kept(policy, &t), expected, "{policy}");
-        }
-        // A calendar month: everything after 04-30 15:00.
-        assert_eq!(kept("within=1m", &t).len(), 32);
-        assert_eq!(kept("within=1y", &t).len(), t.len());
-    }
-
-    #[test]
-    fn rules_combine_as_a_union_with_every_reason() {
-        let t = months();
-        let got = kept("daily=7,weekly=4,monthly=3", &t);
-        let mut expected: Vec<DateTime<Utc>> = vec![at(5, 31, 15)];
-        expected.extend((25..=30).rev().map(|d| at(5, d, 3)));
-        expected.extend([
-            at(5, 24, 3),
-            at(5, 17, 3),
-            at(5, 10, 3),
-            at(4, 30, 3),
-            at(3, 31, 3),
-        ]);
-        assert_eq!(got, expected);
-
-        let p = Policy::parse_label("daily=7,weekly=4,monthly=3").unwrap();
-        let d = plan(&p, &t, at(12, 31, 0));
-        let newest = t.iter().position(|x| *x == at(5, 31, 15)).unwrap();
-        assert_eq!(d[newest].reasons, ["newest", "daily", "weekly", "monthly"]);
-        let april = t.iter().position(|x| *x == at(4, 30, 3)).unwrap();
-        assert_eq!(d[april].reasons, ["monthly"]);
-        let deleted = t.iter().position(|x| *x == at(5, 31, 3)).unwrap();
-        assert_eq!(
-            d[deleted],
-            Decision {
-                keep: false,
-                reasons: vec![]
-            }
-        );
-    }
-
-    #[test]
-    fn hourly_and_the_safety_rules() {
-        // Every 20 minutes for a day.
-        let t: Vec<DateTime<Utc>> = (0..72)
-            .map(|i| at(3, 1, 0) + Duration::minutes(20 * i))
-            .collect();
-        let got = kept("hourly=4", &t);
-        let expected: Vec<DateTime<Utc>> = (20..24)
-            .rev()
-            .map(|h| at(3, 1, h) + Duration::minutes(40))
-            .collect();
-        assert_eq!(got, expected);
-
-        // An empty policy keeps everything; the newest is kept by any policy.
-        let all = plan(&Policy::default(), &t, at(12, 31, 0));
-        assert!(all.iter().all(|d| d.keep));
-        let only_old = Policy {
-            keep_within: Some(Span::parse("1h").unwrap()),
-            ..Default::default()
-        };
-        // A backup stamped in the future (clock skew) does not move the window: the window
-        // is measured from the newest one that is not in the future.
-        let mut skewed = t.clone();
-        skewed.push(at(12, 1, 0));
-        let d = plan(&only_old, &skewed, at(3, 2, 0));
-        assert!(d.last().unwrap().keep, "the newest is always kept");
-        assert_eq!(
-            d.iter().filter(|d| d.keep).count(),
-            1 + 3,
-            "within 1h of 23:40"
-        );
-        assert!(plan(&only_old, &[], at(3, 2, 0)).is_empty());
-    }
-
-    #[test]
-    fn labels_and_spans_parse_or_say_why() {
-        let p = Policy::parse_label("keep-last=2, daily=7,within=1y6m").unwrap();
-        assert_eq!(p.keep_last, 2);
-        assert_eq!(p.to_string(), "last=2,within=1y6m,daily=7");
-        assert!(Policy::parse_label("all").unwrap().is_empty());
-        for bad in [
-            "",
-            "daily",
-            "daily=x",
-            "fortnightly=2",
-            "within=3q",
-            "within=5",
-            "within=1d1d",
-        ] {
-            assert!(Policy::parse_label(bad).is_err(), "{bad}");
-        }
-        assert_eq!(Span::parse("2w").unwrap().to_string(), "14d");
-    }
-}
+mod tests;

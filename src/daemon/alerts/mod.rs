@@ -1,28 +1,31 @@
-//! Telling people: webhooks (generic JSON, Slack, Discord), email over SMTP, and per-target
-//! ping URLs (healthchecks.io style).
+//! Telling people: alert channels (webhooks as JSON, Slack or Discord; email over SMTP)
+//! and per-target ping URLs (healthchecks.io style).
 //!
 //! Three events are sent: a target's backup **failed** (each failure), it **recovered** (the
 //! first success after a failure), and it went **stale** (no success within
 //! `alerts.stale_after`; once, until the next success). Ping URLs get `/start` when a backup
 //! begins, the bare URL on success and `/fail` on failure. Every delivery runs in its own
-//! task with a timeout: a slow or broken receiver is logged and counted
+//! task with its channel's timeout: a slow or broken receiver is logged and counted
 //! (`stowage_alert_delivery_failures_total`) and never delays or fails a backup.
+//!
+//! A channel is one file: a type that implements [`Channel`] (deliver one event, a name for
+//! messages, a metric label, a timeout) and an arm in [`Channels::from_config`].
+
+pub mod email;
+pub mod webhook;
 
 use std::sync::Arc;
 use std::time::Duration;
 
 use chrono::{DateTime, Utc};
-use lettre::message::Mailbox;
-use lettre::transport::smtp::authentication::Credentials;
-use lettre::transport::smtp::client::{Certificate, Tls, TlsParameters};
-use lettre::{AsyncSmtpTransport, AsyncTransport, Message, Tokio1Executor};
+use futures_util::future::BoxFuture;
 use serde::{Deserialize, Serialize};
 
-use crate::metrics::Metrics;
-use crate::secret::Secret;
+use super::metrics::Metrics;
+use webhook::{Webhook, WebhookChannel};
 
 /// How long one delivery may take.
-const DELIVERY_TIMEOUT: Duration = Duration::from_secs(20);
+pub const DELIVERY_TIMEOUT: Duration = Duration::from_secs(20);
 
 /// What happened.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
@@ -55,6 +58,10 @@ pub struct Event {
     pub reason: Option<String>,
     /// A sentence for humans: the error, or what recovered or went stale.
     pub message: String,
+    /// For failures: whether the cause looks temporary (the next run may succeed by itself)
+    /// or must be fixed first.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub temporary: Option<bool>,
     /// The last successful backup, if any is known.
     pub last_success: Option<DateTime<Utc>>,
     /// The stowage instance (config `instance`), if set.
@@ -83,6 +90,7 @@ impl Event {
             engine: "(test)".into(),
             time: Utc::now(),
             reason: None,
+            temporary: None,
             message: "This is a test alert sent by `stowage alert-test`. If you read it, alerts reach you.".into(),
             last_success: None,
             instance,
@@ -91,69 +99,67 @@ impl Event {
     }
 }
 
-/// A webhook receiver.
-#[derive(Debug, Clone, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct Webhook {
-    /// Where to POST.
-    pub url: Secret,
-    /// `json` (the [`Event`] itself), `slack` (`{"text": …}`) or `discord` (`{"content": …}`).
-    #[serde(default)]
-    pub format: WebhookFormat,
+/// Why a delivery failed. The text never holds a channel's URL or password.
+#[derive(Debug, thiserror::Error)]
+pub enum DeliveryError {
+    /// The receiver answered with an error status.
+    #[error("HTTP {0}")]
+    Status(u16),
+    /// The request could not be made (connection, TLS, timeout), URL removed.
+    #[error("{0}")]
+    Request(String),
+    /// The mail server refused or the connection failed.
+    #[error("{0}")]
+    Mail(#[source] lettre::transport::smtp::Error),
+    /// The message could not be built.
+    #[error("{0}")]
+    Message(String),
+    /// No answer within the channel's timeout.
+    #[error("no answer within {} s", .0.as_secs())]
+    Timeout(Duration),
 }
 
-/// The body a webhook gets.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
-#[serde(rename_all = "lowercase")]
-pub enum WebhookFormat {
-    /// The event as JSON.
-    #[default]
-    Json,
-    /// A Slack incoming-webhook message.
-    Slack,
-    /// A Discord webhook message.
-    Discord,
+impl crate::error::Temporary for DeliveryError {
+    fn is_temporary(&self) -> bool {
+        match self {
+            Self::Status(code) => *code >= 500 || *code == 429,
+            Self::Request(_) | Self::Timeout(_) => true,
+            Self::Mail(e) => e.is_transient() || e.is_timeout(),
+            Self::Message(_) => false,
+        }
+    }
 }
 
-/// How the SMTP connection is secured.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
-#[serde(rename_all = "lowercase")]
-pub enum Security {
-    /// Plain connection upgraded with STARTTLS (required).
-    #[default]
-    Starttls,
-    /// TLS from the first byte (port 465).
-    Tls,
-    /// No encryption (a local relay only).
-    None,
+/// A channel whose configuration cannot be used.
+#[derive(Debug, Clone, thiserror::Error)]
+#[error("{key}: {reason}")]
+pub struct ChannelConfigError {
+    /// The config key, dotted (`alerts.email`, `alerts.webhooks[0].url`).
+    pub key: String,
+    /// What is wrong; never the URL or a password.
+    pub reason: String,
 }
 
-/// Email settings.
-#[derive(Debug, Clone, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct Email {
-    /// SMTP server.
-    pub host: String,
-    /// Port; default by security: 587, 465 or 25.
-    #[serde(default)]
-    pub port: Option<u16>,
-    /// `starttls`, `tls` or `none`.
-    #[serde(default)]
-    pub security: Security,
-    /// Login, if the server needs one.
-    #[serde(default)]
-    pub username: Option<String>,
-    /// Its password.
-    #[serde(default)]
-    pub password: Option<Secret>,
-    /// Sender address.
-    pub from: String,
-    /// Recipients.
-    pub to: Vec<String>,
-    /// PEM file of extra CA certificates to trust for the server (for a relay with a private
-    /// CA or a self-signed certificate); the system's roots are trusted as well.
-    #[serde(default)]
-    pub ca_file: Option<std::path::PathBuf>,
+/// Something that delivers alert events somewhere.
+pub trait Channel: Send + Sync {
+    /// A name for messages (`webhook 1 (slack)`, `email to 2 recipient(s) via …`); never a
+    /// secret.
+    fn name(&self) -> String;
+    /// The metric label (`webhook`, `email`): a small fixed set.
+    fn kind(&self) -> &'static str;
+    /// How long one delivery may take; the caller enforces it.
+    fn timeout(&self) -> Duration;
+    /// Delivers one event.
+    fn deliver<'a>(&'a self, event: &'a Event) -> BoxFuture<'a, Result<(), DeliveryError>>;
+}
+
+/// Delivers `event` through `channel` within its timeout.
+pub async fn deliver(channel: &dyn Channel, event: &Event) -> Result<(), DeliveryError> {
+    let limit = channel.timeout();
+    match tokio::time::timeout(limit, channel.deliver(event)).await {
+        Ok(result) => result,
+        Err(_) => Err(DeliveryError::Timeout(limit)),
+    }
 }
 
 /// `[alerts]` in config.
@@ -168,7 +174,7 @@ pub struct AlertsConfig {
     pub webhooks: Vec<Webhook>,
     /// Email, if configured.
     #[serde(default)]
-    pub email: Option<Email>,
+    pub email: Option<email::Email>,
 }
 
 impl Default for AlertsConfig {
@@ -185,186 +191,135 @@ fn default_stale() -> u64 {
     26 * 3600
 }
 
-/// The SMTP transport, sender and recipients.
-struct Mailer {
-    transport: AsyncSmtpTransport<Tokio1Executor>,
-    /// `host:port (security)`, for messages.
-    server: String,
-    from: Mailbox,
-    to: Vec<Mailbox>,
+/// The configured channels, built and checked; building sends nothing.
+#[derive(Clone, Default)]
+pub struct Channels {
+    channels: Vec<Arc<dyn Channel>>,
+    http: Option<reqwest::Client>,
 }
 
-/// Builds the mailer; a bad address, server name or CA file is a configuration error.
-fn mailer(e: &Email) -> Result<Mailer, String> {
-    type Transport = AsyncSmtpTransport<Tokio1Executor>;
-    let tls = |wrap: fn(TlsParameters) -> Tls| -> Result<Tls, String> {
-        let mut params = TlsParameters::builder(e.host.clone());
-        if let Some(path) = &e.ca_file {
-            let pem = std::fs::read(path)
-                .map_err(|err| format!("alerts.email.ca_file {}: {err}", path.display()))?;
-            let cert = Certificate::from_pem(&pem).map_err(|err| {
-                format!(
-                    "alerts.email.ca_file {}: not PEM certificates: {err}",
-                    path.display()
-                )
-            })?;
-            params = params.add_root_certificate(cert);
+impl std::fmt::Debug for Channels {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let names: Vec<String> = self.channels.iter().map(|c| c.name()).collect();
+        write!(f, "Channels({names:?})")
+    }
+}
+
+/// The HTTP client every HTTP channel and ping shares.
+fn http_client() -> Result<reqwest::Client, String> {
+    reqwest::Client::builder()
+        .timeout(DELIVERY_TIMEOUT)
+        .user_agent(concat!("stowage/", env!("CARGO_PKG_VERSION")))
+        .build()
+        .map_err(|e| format!("http client: {e}"))
+}
+
+impl Channels {
+    /// Builds every channel of `[alerts]`; returns every problem as (key, reason).
+    pub fn from_config(c: &AlertsConfig) -> Result<Self, Vec<ChannelConfigError>> {
+        let mut problems = Vec::new();
+        let mut channels: Vec<Arc<dyn Channel>> = Vec::new();
+        let http = match http_client() {
+            Ok(h) => Some(h),
+            Err(reason) => {
+                problems.push(ChannelConfigError {
+                    key: "alerts".into(),
+                    reason,
+                });
+                None
+            }
+        };
+        if let Some(http) = &http {
+            for (i, hook) in c.webhooks.iter().enumerate() {
+                match WebhookChannel::new(hook, i + 1, http.clone()) {
+                    Ok(ch) => channels.push(Arc::new(ch)),
+                    Err(e) => problems.push(e),
+                }
+            }
         }
-        let params = params
-            .build_rustls()
-            .map_err(|err| format!("alerts.email: TLS setup for {:?}: {err}", e.host))?;
-        Ok(wrap(params))
-    };
-    let (security, default_port, tls) = match e.security {
-        Security::Starttls => ("STARTTLS", 587, tls(Tls::Required)?),
-        Security::Tls => ("TLS", 465, tls(Tls::Wrapper)?),
-        Security::None => ("no encryption", 25, Tls::None),
-    };
-    let port = e.port.unwrap_or(default_port);
-    let mut builder = Transport::builder_dangerous(&e.host)
-        .port(port)
-        .tls(tls)
-        .timeout(Some(DELIVERY_TIMEOUT));
-    if let Some(user) = &e.username {
-        let pw = e
-            .password
-            .as_ref()
-            .map(|p| p.expose().to_string())
-            .unwrap_or_default();
-        builder = builder.credentials(Credentials::new(user.clone(), pw));
+        if let Some(e) = &c.email {
+            match email::mailer(e) {
+                Ok(m) => channels.push(Arc::new(m)),
+                Err(e) => problems.push(e),
+            }
+        }
+        if c.stale_after > MAX_STALE_AFTER {
+            problems.push(ChannelConfigError {
+                key: "alerts.stale_after".into(),
+                reason: format!(
+                    "{} seconds is more than {MAX_STALE_AFTER} (ten years); use 0 for never",
+                    c.stale_after
+                ),
+            });
+        }
+        if problems.is_empty() {
+            Ok(Self { channels, http })
+        } else {
+            Err(problems)
+        }
     }
-    let from: Mailbox = e
-        .from
-        .parse()
-        .map_err(|err| format!("alerts.email.from {:?}: {err}", e.from))?;
-    let to =
-        e.to.iter()
-            .map(|t| {
-                t.parse()
-                    .map_err(|err| format!("alerts.email.to {t:?}: {err}"))
-            })
-            .collect::<Result<Vec<Mailbox>, _>>()?;
-    if to.is_empty() {
-        return Err("alerts.email.to is empty".into());
-    }
-    Ok(Mailer {
-        transport: builder.build(),
-        server: format!("{}:{port} ({security})", e.host),
-        from,
-        to,
-    })
-}
 
-/// POSTs `event` to one webhook in its format.
-async fn post_webhook(http: &reqwest::Client, hook: &Webhook, event: &Event) -> Result<(), String> {
-    let body = match hook.format {
-        WebhookFormat::Json => serde_json::to_value(event).expect("serializable"),
-        WebhookFormat::Slack => serde_json::json!({ "text": text(event) }),
-        WebhookFormat::Discord => serde_json::json!({ "content": text(event) }),
-    };
-    match http.post(hook.url.expose()).json(&body).send().await {
-        Ok(r) if r.status().is_success() => Ok(()),
-        Ok(r) => Err(format!("HTTP {}", r.status())),
-        Err(e) => Err(redact_url(&e.to_string(), hook.url.expose())),
+    /// Whether any channel is configured.
+    pub fn is_empty(&self) -> bool {
+        self.channels.is_empty()
     }
 }
 
-/// Mails `event` to the recipients.
-async fn send_mail(mailer: &Mailer, event: &Event) -> Result<(), String> {
-    let mut message = Message::builder()
-        .from(mailer.from.clone())
-        .subject(event.summary());
-    for t in &mailer.to {
-        message = message.to(t.clone());
-    }
-    let message = message.body(text(event)).map_err(|e| e.to_string())?;
-    // lettre's own timeout does not cover every read: a server that stops answering
-    // mid-dialogue would hold the task forever.
-    match tokio::time::timeout(DELIVERY_TIMEOUT, mailer.transport.send(message)).await {
-        Ok(Ok(_)) => Ok(()),
-        // lettre keeps the TLS failure or the server's reply in the error's source.
-        Ok(Err(e)) => Err(crate::error_text::one_line(&e)),
-        Err(_) => Err(format!("no answer within {} s", DELIVERY_TIMEOUT.as_secs())),
-    }
-}
+/// The longest staleness window accepted (ten years, in seconds).
+pub const MAX_STALE_AFTER: u64 = 10 * 365 * 24 * 3600;
 
 /// Sends alerts and pings in the background.
 #[derive(Clone)]
 pub struct Notifier {
-    webhooks: Arc<Vec<Webhook>>,
-    mailer: Option<Arc<Mailer>>,
+    channels: Channels,
     http: reqwest::Client,
     metrics: Metrics,
 }
 
 impl std::fmt::Debug for Notifier {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(
-            f,
-            "Notifier({} webhooks, email: {})",
-            self.webhooks.len(),
-            self.mailer.is_some()
-        )
+        write!(f, "Notifier({:?})", self.channels)
     }
 }
 
 impl Notifier {
-    /// Builds the senders; a bad address or server name is a configuration error.
-    pub fn new(c: &AlertsConfig, metrics: Metrics) -> Result<Self, String> {
-        let mailer = c.email.as_ref().map(mailer).transpose()?.map(Arc::new);
-        let http = reqwest::Client::builder()
-            .timeout(DELIVERY_TIMEOUT)
-            .user_agent(concat!("stowage/", env!("CARGO_PKG_VERSION")))
-            .build()
-            .map_err(|e| format!("http client: {e}"))?;
-        Ok(Self {
-            webhooks: Arc::new(c.webhooks.clone()),
-            mailer,
+    /// A notifier over checked channels.
+    pub fn new(channels: Channels, metrics: Metrics) -> Self {
+        let http = channels
+            .http
+            .clone()
+            .unwrap_or_else(|| http_client().expect("checked when the channels were built"));
+        Self {
+            channels,
             http,
             metrics,
-        })
+        }
     }
 
-    /// Sends `event` to every webhook and to email, in the background. A failed delivery is
-    /// logged and counted.
+    /// Sends `event` to every channel, each in its own task. A failed delivery is logged and
+    /// counted.
     pub fn send(&self, event: Event) {
         tracing::info!(target = %event.target, event = ?event.event, "sending alert");
-        for hook in self.webhooks.iter() {
-            let (http, metrics, event) = (self.http.clone(), self.metrics.clone(), event.clone());
-            let hook = hook.clone();
+        for channel in &self.channels.channels {
+            let (channel, metrics, event) = (channel.clone(), self.metrics.clone(), event.clone());
             tokio::spawn(async move {
-                if let Err(why) = post_webhook(&http, &hook, &event).await {
-                    metrics.alert_failures.with_label_values(&["webhook"]).inc();
-                    tracing::warn!(target = %event.target, "webhook delivery failed: {why}");
-                }
-            });
-        }
-        if let Some(mailer) = self.mailer.clone() {
-            let (metrics, event) = (self.metrics.clone(), event.clone());
-            tokio::spawn(async move {
-                if let Err(why) = send_mail(&mailer, &event).await {
-                    metrics.alert_failures.with_label_values(&["email"]).inc();
-                    tracing::warn!(target = %event.target, server = %mailer.server, "email delivery failed: {why}");
+                if let Err(why) = deliver(channel.as_ref(), &event).await {
+                    metrics
+                        .alert_failures
+                        .with_label_values(&[channel.kind()])
+                        .inc();
+                    tracing::warn!(target = %event.target, channel = %channel.name(), "alert delivery failed: {}", crate::error_text::one_line(&why));
                 }
             });
         }
     }
 
-    /// Sends `event` to every webhook and to email now, one after the other, and returns each
-    /// channel's result (for `stowage alert-test`).
-    pub async fn deliver_all(&self, event: &Event) -> Vec<(String, Result<(), String>)> {
+    /// Sends `event` to every channel now, one after the other, and returns each channel's
+    /// name and result (for `stowage alert-test`).
+    pub async fn deliver_all(&self, event: &Event) -> Vec<(String, Result<(), DeliveryError>)> {
         let mut out = Vec::new();
-        for (i, hook) in self.webhooks.iter().enumerate() {
-            let name = format!("webhook {} ({:?})", i + 1, hook.format).to_lowercase();
-            out.push((name, post_webhook(&self.http, hook, event).await));
-        }
-        if let Some(mailer) = &self.mailer {
-            let name = format!(
-                "email to {} recipient(s) via {}",
-                mailer.to.len(),
-                mailer.server
-            );
-            out.push((name, send_mail(mailer, event).await));
+        for channel in &self.channels.channels {
+            out.push((channel.name(), deliver(channel.as_ref(), event).await));
         }
         out
     }
@@ -400,6 +355,9 @@ pub fn text(e: &Event) -> String {
     if let Some(r) = &e.reason {
         out.push_str(&format!("reason: {r}\n"));
     }
+    if let Some(t) = e.temporary {
+        out.push_str(&format!("retry: {}\n", crate::error::retry_advice(t)));
+    }
     out.push_str(&format!(
         "last success: {}\n\n{}\n",
         e.last_success
@@ -408,9 +366,4 @@ pub fn text(e: &Event) -> String {
         e.message
     ));
     out
-}
-
-/// Webhook URLs often hold a token: never print one.
-fn redact_url(text: &str, url: &str) -> String {
-    text.replace(url, "<webhook url>")
 }

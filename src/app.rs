@@ -1,0 +1,42 @@
+//! A checked configuration turned into the live parts a command uses: the Docker connection
+//! and the [`job::Context`] every run shares, and the daemon's settings. This is wiring only;
+//! the decisions live in the modules it wires.
+
+use std::sync::Arc;
+
+use crate::backup;
+use crate::config::{Checked, Config};
+use crate::daemon;
+use crate::docker::{self, ConnectError};
+use crate::job;
+
+/// Connects to Docker and builds the job context from a checked configuration.
+pub async fn context(config: &Config, checked: &Checked) -> Result<job::Context, ConnectError> {
+    let docker = docker::connect().await?;
+    Ok(job::Context::new(
+        docker,
+        backup::Options {
+            backup_dir: config.backup_dir.clone(),
+            compression: config.compression,
+            helper_image: config.helper_image.clone(),
+            encryption: checked.encryption.clone(),
+        },
+        checked.storages.clone(),
+        config.remote_only,
+        Arc::new(checked.registry.clone()),
+        checked.schedule.clone(),
+        config.retention.clone(),
+        config.instance.clone(),
+        config.daemon.max_concurrent,
+    ))
+}
+
+/// What `stowage run` needs besides the job context.
+pub fn daemon_settings(config: &Config, checked: &Checked) -> daemon::Settings {
+    daemon::Settings {
+        daemon: config.daemon,
+        http: config.http.clone(),
+        alerts: config.alerts.clone(),
+        channels: checked.channels.clone(),
+    }
+}

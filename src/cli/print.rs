@@ -1,0 +1,98 @@
+//! How targets, engines and sizes are printed.
+
+use std::process::ExitCode;
+
+use chrono::Utc;
+
+use crate::engine::Registry;
+use crate::plan::{Databases, Target};
+
+/// One target as `stowage plan` shows it.
+pub(super) fn target(t: &Target, now: chrono::DateTime<Utc>) {
+    println!("{}", t.name);
+    println!(
+        "  container: {} ({}, image {})",
+        t.container.name,
+        t.container.short_id(),
+        t.container.image
+    );
+    println!(
+        "  engine:    {} — {}",
+        t.engine.name(),
+        t.engine.spec.description
+    );
+    let databases = match &t.databases {
+        Databases::All => "all".to_string(),
+        Databases::Named(n) => format!("{} (label stowage.database)", n.join(", ")),
+        Databases::Default => t
+            .vars
+            .get("database")
+            .map(|c| c.describe())
+            .unwrap_or_default(),
+    };
+    println!("  database:  {databases}");
+    for (name, chosen) in &t.vars {
+        if name != "database" {
+            println!("  {:<10} {}", format!("{name}:"), chosen.describe());
+        }
+    }
+    let next = t
+        .next_run(now)
+        .map(|n| n.format("%Y-%m-%d %H:%M UTC").to_string())
+        .unwrap_or_else(|| "never".into());
+    println!("  schedule:  {} (next run {next})", t.schedule.as_str());
+    for w in &t.warnings {
+        println!("  warning:   {w}");
+    }
+}
+
+/// `stowage engines`.
+pub(super) fn engines(registry: &Registry) -> ExitCode {
+    for e in registry.all() {
+        let d = &e.spec.detect;
+        let mut detect: Vec<String> = Vec::new();
+        if !d.images.is_empty() {
+            detect.push(format!("images {}", d.images.join(", ")));
+        }
+        if !d.env.is_empty() {
+            detect.push(format!("env {}", d.env.join(", ")));
+        }
+        println!("{}", e.name());
+        println!("  {}", e.spec.description);
+        println!("  from:     {}", e.origin);
+        println!(
+            "  detects:  {}",
+            if detect.is_empty() {
+                "by label stowage.engine only".to_string()
+            } else {
+                detect.join("; ")
+            }
+        );
+        let can: Vec<&str> = [
+            Some("dump"),
+            e.spec.dump_all.as_ref().map(|_| "dump all"),
+            e.spec.restore.as_ref().map(|_| "restore"),
+        ]
+        .into_iter()
+        .flatten()
+        .collect();
+        println!("  can:      {}", can.join(", "));
+    }
+    ExitCode::SUCCESS
+}
+
+/// Bytes in KiB/MiB/GiB, one decimal.
+pub(super) fn human_bytes(n: u64) -> String {
+    let mut v = n as f64;
+    for unit in ["B", "KiB", "MiB", "GiB"] {
+        if v < 1024.0 || unit == "GiB" {
+            return if unit == "B" {
+                format!("{n} B")
+            } else {
+                format!("{v:.1} {unit}")
+            };
+        }
+        v /= 1024.0;
+    }
+    unreachable!()
+}

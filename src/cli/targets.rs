@@ -1,0 +1,115 @@
+//! The commands about targets: `plan`, `backup`, `run` and `alert-test`.
+
+use std::process::ExitCode;
+use std::sync::Arc;
+
+use chrono::Utc;
+
+use super::{Loaded, exit, lock_backup_dir, print};
+use crate::daemon::alerts::{Event, Notifier};
+use crate::daemon::metrics::Metrics;
+use crate::plan::Entry;
+use crate::{app, daemon, job};
+
+pub(super) async fn cmd_plan(l: &Loaded) -> anyhow::Result<ExitCode> {
+    let ctx = app::context(&l.config, &l.checked).await?;
+    let entries = ctx.discover_and_plan().await?;
+    let now = Utc::now();
+    let (mut planned, mut skipped, mut errors) = (0, 0, 0);
+    for entry in &entries {
+        match entry {
+            Entry::Target(t) => {
+                planned += 1;
+                print::target(t, now);
+            }
+            Entry::Skipped(skip) => {
+                skipped += 1;
+                errors += usize::from(skip.is_error);
+                println!("skipped {}: {}", skip.container, skip.reason);
+            }
+        }
+    }
+    println!(
+        "{planned} target(s), {skipped} labelled container(s) skipped; artifacts go to {}",
+        l.config.backup_dir.display()
+    );
+    Ok(exit(errors > 0))
+}
+
+pub(super) async fn cmd_backup(l: &Loaded, wanted: &[String]) -> anyhow::Result<ExitCode> {
+    let ctx = app::context(&l.config, &l.checked).await?;
+    let _lock = lock_backup_dir(&l.config)?;
+    let entries = ctx.discover_and_plan().await?;
+    let selection = job::select(&entries, wanted);
+    let mut failed = false;
+    for (skip, is_error) in &selection.skipped {
+        if *is_error {
+            failed = true;
+            tracing::error!(container = %skip.container, "not backed up: {}", skip.reason);
+        } else {
+            tracing::info!(container = %skip.container, "not backed up: {}", skip.reason);
+        }
+    }
+    for w in &selection.unknown {
+        failed = true;
+        tracing::error!("no labelled container or target named {w:?}; `stowage plan` lists them");
+    }
+    if selection.targets.is_empty() && wanted.is_empty() {
+        tracing::warn!(
+            "no labelled containers to back up: add the label stowage.enable=true to a database container"
+        );
+    }
+    for run in job::run_all(&ctx, &selection.targets).await {
+        for r in &run.backups {
+            match r {
+                Ok(o) => println!("{}", o.artifact.display()),
+                Err(_) => failed = true, // already logged with full context
+            }
+        }
+        // Failed uploads are logged with the storage and key, and retried next time.
+        failed |= run.replication.is_some_and(|r| !r.failures.is_empty());
+    }
+    Ok(exit(failed))
+}
+
+pub(super) async fn cmd_run(l: &Loaded) -> anyhow::Result<ExitCode> {
+    let ctx = app::context(&l.config, &l.checked).await?;
+    let _lock = lock_backup_dir(&l.config)?;
+    let settings = app::daemon_settings(&l.config, &l.checked);
+    daemon::run(Arc::new(ctx), settings, shutdown_signal()).await?;
+    Ok(ExitCode::SUCCESS)
+}
+
+pub(super) async fn cmd_alert_test(l: &Loaded) -> anyhow::Result<ExitCode> {
+    if l.checked.channels.is_empty() {
+        anyhow::bail!(
+            "no alert channel is configured: add [[alerts.webhooks]] or [alerts.email] to the config"
+        );
+    }
+    let notifier = Notifier::new(l.checked.channels.clone(), Metrics::new());
+    let results = notifier
+        .deliver_all(&Event::test(l.config.instance.clone()))
+        .await;
+    let mut failed = false;
+    for (channel, result) in results {
+        match result {
+            Ok(()) => println!("{channel}: delivered"),
+            Err(why) => {
+                failed = true;
+                println!("{channel}: FAILED: {}", crate::error_text::one_line(&why));
+            }
+        }
+    }
+    Ok(exit(failed))
+}
+
+/// Completes on SIGTERM or SIGINT.
+async fn shutdown_signal() {
+    use tokio::signal::unix::{SignalKind, signal};
+    let mut term = signal(SignalKind::terminate()).expect("installing a SIGTERM handler");
+    let mut int = signal(SignalKind::interrupt()).expect("installing a SIGINT handler");
+    tokio::select! {
+        _ = term.recv() => tracing::info!("SIGTERM received"),
+        _ = int.recv() => tracing::info!("SIGINT received"),
+    }
+}

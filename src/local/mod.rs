@@ -1,0 +1,11 @@
+//! The backup directory: one sub-directory per target, each artifact beside its manifest.
+//!
+//! - [`artifact`]: file names, temp files, the atomic commit, manifests, crash clean-up.
+//! - [`catalog`]: what is there, listed and verified against manifests (reads only).
+//! - [`prune`]: retention applied to a target's valid artifacts, and deletion.
+//!
+//! Nothing here knows engines or containers beyond the names a manifest records.
+
+pub mod artifact;
+pub mod catalog;
+pub mod prune;

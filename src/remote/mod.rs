@@ -1,0 +1,16 @@
+//! Remote object storage: the configured storages, what each holds, and keeping them in step
+//! with the backup directory.
+//!
+//! - [`storage`]: one store: verified uploads (complete or absent), listing, manifests,
+//!   downloads, deletion.
+//! - [`config`]: `[storage.NAME]` sections, built into stores without touching them.
+//! - [`error`]: why a storage operation failed, and whether a retry can help.
+//! - [`copies`]: the one place that answers "which storages hold a complete copy".
+//! - [`replicate`]: one pass per target: upload what is missing, remote retention,
+//!   remote-only clean-up.
+
+pub mod config;
+pub mod copies;
+pub mod error;
+pub mod replicate;
+pub mod storage;
