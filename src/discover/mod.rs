@@ -115,6 +115,21 @@ impl ContainerInfo {
     }
 }
 
+#[cfg(test)]
+impl ContainerInfo {
+    /// A running container `db` (ID `abc`) with `image` and `env`, for unit tests.
+    pub(crate) fn running(image: &str, env: &[&str]) -> Self {
+        Self {
+            id: "abc".into(),
+            name: "db".into(),
+            image: image.into(),
+            state: "running".into(),
+            labels: Default::default(),
+            env: Env::from_list(&env.iter().map(|s| s.to_string()).collect::<Vec<_>>()),
+        }
+    }
+}
+
 /// The engine could not be asked for its containers.
 #[derive(Debug, thiserror::Error)]
 #[error("listing containers labelled {ENABLE_LABEL} failed: {0}. Is the Docker engine reachable?")]

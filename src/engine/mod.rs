@@ -146,17 +146,9 @@ pub fn image_repository_name(image: &str) -> &str {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::discover::Env;
 
     fn container(image: &str, env: &[&str]) -> ContainerInfo {
-        ContainerInfo {
-            id: "abc".into(),
-            name: "db".into(),
-            image: image.into(),
-            state: "running".into(),
-            labels: Default::default(),
-            env: Env::from_list(&env.iter().map(|s| s.to_string()).collect::<Vec<_>>()),
-        }
+        ContainerInfo::running(image, env)
     }
 
     #[test]

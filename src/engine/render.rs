@@ -132,18 +132,11 @@ impl Engine {
 mod tests {
     use super::*;
     use crate::discover::labels::Labels;
-    use crate::discover::{ContainerInfo, Env};
+    use crate::discover::ContainerInfo;
     use crate::engine::{Chosen, Registry, choose_vars};
 
     fn container(image: &str, env: &[&str]) -> ContainerInfo {
-        ContainerInfo {
-            id: "abc".into(),
-            name: "db".into(),
-            image: image.into(),
-            state: "running".into(),
-            labels: Default::default(),
-            env: Env::from_list(&env.iter().map(|s| s.to_string()).collect::<Vec<_>>()),
-        }
+        ContainerInfo::running(image, env)
     }
 
     /// MongoDB cannot run here: its commands and credentials are checked as rendered.

@@ -193,18 +193,10 @@ fn first_present(sources: &[Source], secret: bool, container: &ContainerInfo) ->
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::discover::Env;
     use crate::engine::Registry;
 
     fn container(image: &str, env: &[&str]) -> ContainerInfo {
-        ContainerInfo {
-            id: "abc".into(),
-            name: "db".into(),
-            image: image.into(),
-            state: "running".into(),
-            labels: Default::default(),
-            env: Env::from_list(&env.iter().map(|s| s.to_string()).collect::<Vec<_>>()),
-        }
+        ContainerInfo::running(image, env)
     }
 
     #[test]
