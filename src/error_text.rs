@@ -22,9 +22,30 @@ pub fn one_line(e: &(dyn Error + 'static)) -> String {
     out
 }
 
+/// At most `max` characters of a user's text, for messages: a label value can be 100 kB.
+/// Longer text is cut and says how long it was.
+pub fn shorten(text: &str, max: usize) -> String {
+    match text.char_indices().nth(max) {
+        Some((i, _)) => format!("{}… ({} bytes)", &text[..i], text.len()),
+        None => text.to_string(),
+    }
+}
+
+/// How long a user's value may be in a message before it is cut.
+pub const SHOWN: usize = 60;
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn long_text_is_cut_and_says_so() {
+        assert_eq!(shorten("short", 10), "short");
+        let long = "x".repeat(100_000);
+        let cut = shorten(&long, SHOWN);
+        assert!(cut.len() < 100 && cut.ends_with("(100000 bytes)"), "{cut}");
+        assert_eq!(shorten("ünïcödé", 3), "ünï… (11 bytes)");
+    }
 
     #[derive(Debug, thiserror::Error)]
     #[error("{0}")]

@@ -5,8 +5,9 @@
 //! The folders follow the data path (ARCHITECTURE.md has the picture). Each module depends
 //! only on modules listed above it; `tests/module_graph.rs` fails on any import circle.
 //!
-//! - [`secret`], [`error_text`], [`error`]: the redacting wrapper for secrets, errors on one
-//!   line, and the error policy every module follows (context kept, retry answered).
+//! - [`secret`], [`error_text`], [`error`], [`log`]: the redacting wrapper for secrets, errors
+//!   on one line, the error policy every module follows (context kept, retry answered), and
+//!   logging (other crates capped at INFO, so no level prints a container's environment).
 //! - [`docker`]: the connection to the engine, and argv execs with streamed stdout.
 //! - [`discover`]: labelled containers and the `stowage.*` label vocabulary.
 //! - [`engine`]: engine specs (`engines/*.toml`), their interpreter, where commands run
@@ -38,6 +39,7 @@ pub mod error;
 pub mod error_text;
 pub mod job;
 pub mod local;
+pub mod log;
 pub mod pipeline;
 pub mod plan;
 pub mod remote;

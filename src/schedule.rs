@@ -48,7 +48,9 @@ pub struct ZoneError(String);
 /// A schedule that does not parse.
 #[derive(Debug, thiserror::Error)]
 #[error(
-    "bad cron schedule {text:?}: {reason} (expected 5 fields \"min hour day month weekday\", e.g. \"0 3 * * *\", or @hourly/@daily/@weekly/@monthly)"
+    "bad cron schedule {:?}: {} (expected 5 fields \"min hour day month weekday\", e.g. \"0 3 * * *\", or @hourly/@daily/@weekly/@monthly)",
+    crate::error_text::shorten(.text, crate::error_text::SHOWN),
+    crate::error_text::shorten(.reason, 200)
 )]
 pub struct ScheduleError {
     text: String,

@@ -282,7 +282,12 @@ impl Session<'_> {
         let written = writer.finish().await.map_err(io)?;
         let artifact = temp.commit(&file_name).map_err(io)?;
         let manifest = self.manifest(database, started_at, written, &artifact, encryption_info);
-        artifact::write_manifest(&artifact, &manifest).map_err(io)?;
+        if let Err(e) = artifact::write_manifest(&artifact, &manifest) {
+            // The manifest is the commit record: without it the artifact must not stay
+            // visible under its final name (a crash here is cleaned up at the next start).
+            artifact::uncommit(&artifact);
+            return Err(io(e));
+        }
         Ok(Outcome { artifact, manifest })
     }
 

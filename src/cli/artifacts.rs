@@ -187,11 +187,21 @@ pub(super) async fn cmd_verify(l: &Loaded, targets: &[String]) -> anyhow::Result
     let listed = load_catalog(&l.config.backup_dir, targets)?;
     let mut bad = 0;
     for l in &listed {
+        // The same rule as retention: a manifest that does not describe this file of this
+        // target makes no backup, even if the bytes match it.
+        let manifest = match l.valid() {
+            Ok(m) => m.clone(),
+            Err(why) => {
+                bad += 1;
+                println!("FAILED  {}: {why}", l.path.display());
+                continue;
+            }
+        };
         let path = l.path.clone();
         // Hashing reads whole files: keep it off the async threads.
-        let result = tokio::task::spawn_blocking(move || catalog::verify_path(&path)).await?;
+        let result = tokio::task::spawn_blocking(move || catalog::verify(&path, &manifest)).await?;
         match result {
-            Ok(_) => println!("ok      {}", l.path.display()),
+            Ok(()) => println!("ok      {}", l.path.display()),
             Err(e) => {
                 bad += 1;
                 println!("FAILED  {}: {e}", l.path.display());

@@ -22,6 +22,8 @@ pub const REASONS: &[&str] = &[
     "incomplete",
     "write",
     "timeout",
+    "upload",
+    "disk_space",
 ];
 
 /// The metrics of one stowage process.

@@ -120,8 +120,9 @@ impl Ctx {
                 let _permit = ctx.job.permit().await;
                 ctx.status.started(&target.name);
                 let report = job::upload(&ctx.job, &target).await;
-                ctx.status.metrics.record_replication(&report);
-                ctx.status.pass_finished(&target.name);
+                for event in ctx.status.pass_finished(&target.name, &report, Utc::now()) {
+                    ctx.notifier.send(event);
+                }
                 false
             })
             .id()

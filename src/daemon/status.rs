@@ -15,6 +15,7 @@ use super::scheduler::Slot;
 use crate::discover::DiscoveryError;
 use crate::error::Temporary;
 use crate::job::TargetRun;
+use crate::remote::replicate::Report;
 
 /// One target, as the API shows it.
 #[derive(Debug, Clone, Serialize)]
@@ -49,6 +50,35 @@ pub struct TargetView {
     ping_url: Option<String>,
     #[serde(skip)]
     stale_alerted: bool,
+}
+
+/// The reason class of a failed upload pass.
+pub const UPLOAD: &str = "upload";
+
+/// A failed run, as the status and the alerts see it.
+#[derive(Debug, Clone)]
+struct Failed {
+    /// The reason class (a metric label value).
+    reason: String,
+    /// The whole error, on one line.
+    message: String,
+    /// Whether a retry may help.
+    temporary: bool,
+}
+
+/// An upload pass's failure, if it had any: the first error, and how many there were.
+fn upload_failure(report: &Report) -> Option<Failed> {
+    let first = report.failures.first()?;
+    let mut message = crate::error_text::one_line(first);
+    if report.failures.len() > 1 {
+        message.push_str(&format!(" (and {} more)", report.failures.len() - 1));
+    }
+    message.push_str(". The local copies are kept; the upload is retried on the next pass");
+    Some(Failed {
+        reason: UPLOAD.into(),
+        message,
+        temporary: report.failures.iter().all(Temporary::is_temporary),
+    })
 }
 
 /// Why the daemon is not ready (for `/readyz`).
@@ -177,93 +207,141 @@ impl Status {
         view.ping_url.clone()
     }
 
-    /// An upload pass ended.
-    pub fn pass_finished(&self, name: &str) {
+    /// An upload pass ended. A failed upload (or a storage that cannot be listed) fails the
+    /// target like a failed backup: last result, last error, failure metric, alert. The first
+    /// clean pass after that is a recovery.
+    pub fn pass_finished(&self, name: &str, report: &Report, now: DateTime<Utc>) -> Vec<Event> {
         self.metrics.running.dec();
-        if let Some(v) = self.lock().targets.get_mut(name) {
-            v.running = false;
+        self.metrics.record_replication(report);
+        let failure = upload_failure(report);
+        let mut inner = self.lock();
+        let Some(view) = inner.targets.get_mut(name) else {
+            return vec![];
+        };
+        view.running = false;
+        let upload_was_failing = view
+            .last_error
+            .as_ref()
+            .is_some_and(|(reason, _)| reason == UPLOAD);
+        match failure {
+            Some(f) => self.fail(view, f, now),
+            None if upload_was_failing => self.succeed(view, None, now, "uploads work again"),
+            None => vec![],
         }
     }
 
     /// A backup ended (`None`: it timed out). Records metrics and returns the alerts due.
     pub fn finished(&self, name: &str, run: Option<&TargetRun>, now: DateTime<Utc>) -> Vec<Event> {
         self.metrics.running.dec();
+        let failure = self.record(name, run);
         let mut inner = self.lock();
         let Some(view) = inner.targets.get_mut(name) else {
             return vec![];
         };
         view.running = false;
+        // The dumps succeeded even when an upload then failed: that is a backup made.
+        let backed_up = run.is_some_and(TargetRun::all_ok).then_some(now);
+        match failure {
+            Some(f) => {
+                if let Some(at) = backed_up {
+                    self.backed_up(view, at);
+                }
+                self.fail(view, f, now)
+            }
+            None => self.succeed(view, backed_up, now, "the backup succeeded again"),
+        }
+    }
+
+    /// Records a successful backup's time.
+    fn backed_up(&self, view: &mut TargetView, at: DateTime<Utc>) {
+        self.metrics
+            .last_success
+            .with_label_values(&[&view.name])
+            .set(at.timestamp() as f64);
+        view.last_success = Some(at);
+        view.stale_alerted = false;
+    }
+
+    /// A failure: result, error, metric, and the alert.
+    fn fail(&self, view: &mut TargetView, f: Failed, now: DateTime<Utc>) -> Vec<Event> {
         let m = &self.metrics;
-        let failure = self.record(name, run);
-        let base = |kind: Kind,
-                    reason: Option<String>,
-                    temporary: Option<bool>,
-                    message: String,
-                    last: Option<DateTime<Utc>>| Event {
+        m.last_result.with_label_values(&[&view.name]).set(0.0);
+        m.failures.with_label_values(&[&view.name, &f.reason]).inc();
+        view.last_result = Some("failed");
+        view.last_error = Some((f.reason.clone(), f.message.clone()));
+        vec![self.event(
+            view,
+            Kind::Failure,
+            Some(f.reason),
+            Some(f.temporary),
+            f.message,
+            now,
+        )]
+    }
+
+    /// A success (with the backup's time, for a backup): a recovery after a failure.
+    fn succeed(
+        &self,
+        view: &mut TargetView,
+        backed_up: Option<DateTime<Utc>>,
+        now: DateTime<Utc>,
+        recovery: &str,
+    ) -> Vec<Event> {
+        let recovered = view.last_result == Some("failed");
+        self.metrics
+            .last_result
+            .with_label_values(&[&view.name])
+            .set(1.0);
+        let previous = view.last_success;
+        if let Some(at) = backed_up {
+            self.backed_up(view, at);
+        }
+        view.last_result = Some("ok");
+        view.last_error = None;
+        if !recovered {
+            return vec![];
+        }
+        let mut event = self.event(view, Kind::Recovery, None, None, recovery.into(), now);
+        event.last_success = previous;
+        vec![event]
+    }
+
+    /// An event about `view`'s target.
+    fn event(
+        &self,
+        view: &TargetView,
+        kind: Kind,
+        reason: Option<String>,
+        temporary: Option<bool>,
+        message: String,
+        now: DateTime<Utc>,
+    ) -> Event {
+        Event {
             event: kind,
-            target: name.to_string(),
+            target: view.name.clone(),
             container: view.container.clone(),
             engine: view.engine.clone(),
             time: now,
             reason,
             temporary,
             message,
-            last_success: last,
+            last_success: view.last_success,
             instance: self.instance.clone(),
             stowage_version: env!("CARGO_PKG_VERSION"),
-        };
-        match failure {
-            Some((reason, message, temporary)) => {
-                m.last_result.with_label_values(&[name]).set(0.0);
-                m.failures.with_label_values(&[name, &reason]).inc();
-                view.last_result = Some("failed");
-                view.last_error = Some((reason.clone(), message.clone()));
-                vec![base(
-                    Kind::Failure,
-                    Some(reason),
-                    Some(temporary),
-                    message,
-                    view.last_success,
-                )]
-            }
-            None => {
-                let recovered = view.last_result == Some("failed");
-                m.last_result.with_label_values(&[name]).set(1.0);
-                m.last_success
-                    .with_label_values(&[name])
-                    .set(now.timestamp() as f64);
-                let previous = view.last_success;
-                view.last_success = Some(now);
-                view.last_result = Some("ok");
-                view.last_error = None;
-                view.stale_alerted = false;
-                if recovered {
-                    vec![base(
-                        Kind::Recovery,
-                        None,
-                        None,
-                        "the backup succeeded again".into(),
-                        previous,
-                    )]
-                } else {
-                    vec![]
-                }
-            }
         }
     }
 
-    /// Records a run's metrics; returns its first failure as (reason class, message,
-    /// whether a retry may help).
-    fn record(&self, name: &str, run: Option<&TargetRun>) -> Option<(String, String, bool)> {
+    /// Records a run's metrics; returns its first failure: a backup's, else an upload's.
+    fn record(&self, name: &str, run: Option<&TargetRun>) -> Option<Failed> {
         let m = &self.metrics;
-        let mut failure: Option<(String, String, bool)> = None;
+        let mut failure: Option<Failed> = None;
         match run {
             None => {
-                failure = Some((
-                    "timeout".into(),
-                    "the backup timed out and was aborted".into(),
-                    true,
-                ))
+                failure = Some(Failed {
+                    reason: "timeout".into(),
+                    message: "the backup timed out and was aborted".into(),
+                    temporary: true,
+                })
             }
             Some(run) => {
                 for r in &run.backups {
@@ -281,16 +359,19 @@ impl Status {
                                 .set(o.manifest.stored.bytes as f64);
                         }
                         Err(e) => {
-                            failure.get_or_insert((
-                                e.reason_class().to_string(),
-                                crate::error_text::one_line(e),
-                                e.is_temporary(),
-                            ));
+                            failure.get_or_insert(Failed {
+                                reason: e.reason_class().to_string(),
+                                message: crate::error_text::one_line(e),
+                                temporary: e.is_temporary(),
+                            });
                         }
                     }
                 }
                 if let Some(rep) = &run.replication {
                     m.record_replication(rep);
+                    if failure.is_none() {
+                        failure = upload_failure(rep);
+                    }
                 }
                 if let Some(local) = &run.local_retention {
                     match local {

@@ -8,6 +8,8 @@
 
 use std::collections::BTreeMap;
 
+use crate::error_text::{SHOWN, shorten};
+
 /// The prefix of every label stowage reads.
 pub const PREFIX: &str = "stowage.";
 
@@ -79,7 +81,7 @@ pub struct LabelValue {
 
 /// A label whose value cannot be used.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[error("label {label}={value:?}: {reason}")]
+#[error("label {}={:?}: {reason}", shorten(.label, SHOWN), shorten(.value, SHOWN))]
 pub struct LabelError {
     /// The full label key.
     pub label: String,

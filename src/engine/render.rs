@@ -131,8 +131,8 @@ impl Engine {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::discover::labels::Labels;
     use crate::discover::ContainerInfo;
+    use crate::discover::labels::Labels;
     use crate::engine::{Chosen, Registry, choose_vars};
 
     fn container(image: &str, env: &[&str]) -> ContainerInfo {

@@ -10,6 +10,7 @@ use std::collections::BTreeMap;
 use super::spec::{Engine, Source};
 use crate::discover::ContainerInfo;
 use crate::discover::labels::Labels;
+use crate::error_text::{SHOWN, shorten};
 use crate::secret::Secret;
 
 /// Where one variable's value will come from, chosen at plan time without running anything.
@@ -66,7 +67,7 @@ impl Chosen {
             Self::Label {
                 label,
                 value: ValueText::Plain(v),
-            } => format!("{v} (label {label})"),
+            } => format!("{} (label {label})", shorten(v, SHOWN)),
             Self::Label { label, .. } => format!("label {label}"),
             Self::LabelFile { label, path } => {
                 format!("file {path} in the container (label {label})")
@@ -74,7 +75,7 @@ impl Chosen {
             Self::Env {
                 name,
                 value: ValueText::Plain(v),
-            } => format!("{v} (env {name})"),
+            } => format!("{} (env {name})", shorten(v, SHOWN)),
             Self::Env { name, .. } => format!("env {name}"),
             Self::File { env, path } => format!("file {path} in the container ({env})"),
             Self::Literal(v) => format!("{v} (default)"),

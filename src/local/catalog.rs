@@ -27,6 +27,39 @@ pub struct Listed {
 }
 
 impl Listed {
+    /// The manifest, if this artifact is a valid backup: the manifest reads, names this file
+    /// and this target, the file exists and has the recorded size. Otherwise why not. The one
+    /// rule `verify`, `prune` and uploads all apply.
+    pub fn valid(&self) -> Result<&Manifest, String> {
+        let m = self
+            .manifest
+            .as_ref()
+            .map_err(|e| format!("no valid manifest ({e})"))?;
+        if !self.file_exists {
+            return Err("the manifest's artifact file is missing".into());
+        }
+        let name = self
+            .path
+            .file_name()
+            .map(|n| n.to_string_lossy().into_owned());
+        if name.as_deref() != Some(m.stored.file.as_str()) || m.target != self.target {
+            return Err(format!(
+                "the manifest names another file or target ({} of target {})",
+                m.stored.file, m.target
+            ));
+        }
+        let size = fs::metadata(&self.path)
+            .map(|md| md.len())
+            .unwrap_or(u64::MAX);
+        if size != m.stored.bytes {
+            return Err(format!(
+                "size {size} differs from the manifest's {}",
+                m.stored.bytes
+            ));
+        }
+        Ok(m)
+    }
+
     /// One word for the artifact's state.
     pub fn state(&self) -> &'static str {
         match (&self.manifest, self.file_exists) {
@@ -155,10 +188,18 @@ pub fn verify(artifact: &Path, manifest: &Manifest) -> Result<(), VerifyError> {
     Ok(())
 }
 
-/// Reads an artifact's manifest and verifies the artifact against it.
+/// Reads an artifact's manifest and verifies the artifact against it; a manifest that names
+/// another file is refused.
 pub fn verify_path(artifact: &Path) -> Result<Manifest, VerifyError> {
     let manifest = artifact::read_manifest(&artifact::manifest_path(artifact))
         .map_err(|e| VerifyError::NoManifest(e.to_string()))?;
+    let name = artifact.file_name().map(|n| n.to_string_lossy());
+    if name.as_deref() != Some(manifest.stored.file.as_str()) {
+        return Err(VerifyError::NoManifest(format!(
+            "the manifest names another file, {}",
+            manifest.stored.file
+        )));
+    }
     verify(artifact, &manifest)?;
     Ok(manifest)
 }
@@ -208,7 +249,8 @@ mod tests {
         fs::create_dir_all(&dir).unwrap();
         let good = dir.join("20260101T000000Z_db_app.sql.zst");
         fs::write(&good, b"good bytes").unwrap();
-        artifact::write_manifest(&good, &manifest("x", b"good bytes")).unwrap();
+        let good_name = "20260101T000000Z_db_app.sql.zst";
+        artifact::write_manifest(&good, &manifest(good_name, b"good bytes")).unwrap();
         let orphan = dir.join("20260102T000000Z_db_app.sql.zst");
         fs::write(&orphan, b"no manifest").unwrap();
         fs::write(
@@ -223,10 +265,25 @@ mod tests {
         assert!(list(&root, &["other".into()]).unwrap().is_empty());
 
         verify_path(&good).unwrap();
+        assert!(listed[0].valid().is_ok());
         assert!(matches!(
             verify_path(&orphan),
             Err(VerifyError::NoManifest(_))
         ));
+        // A manifest that describes another file is no manifest of this one, even when the
+        // bytes match it (verify and retention agree on this).
+        let other = dir.join("20260104T000000Z_db_app.sql.zst");
+        fs::write(&other, b"good bytes").unwrap();
+        artifact::write_manifest(&other, &manifest(good_name, b"good bytes")).unwrap();
+        assert!(matches!(
+            verify_path(&other),
+            Err(VerifyError::NoManifest(_))
+        ));
+        let listed = list(&root, &[]).unwrap();
+        let why = listed.iter().find(|l| l.path == other).unwrap().valid();
+        assert!(why.unwrap_err().contains("names another file"));
+        fs::remove_file(artifact::manifest_path(&other)).unwrap();
+        fs::remove_file(&other).unwrap();
         fs::write(&good, b"evil bytes").unwrap();
         let err = verify_path(&good).unwrap_err();
         assert!(matches!(err, VerifyError::Hash { .. }), "{err}");

@@ -96,9 +96,9 @@ pub fn split_valid(listed: Vec<Listed>) -> (Valid, Ignored) {
     let mut ok = Vec::new();
     let mut ignored = Vec::new();
     for item in listed {
-        match valid(&item) {
-            Ok(m) => ok.push((item.path, m)),
-            Err(reason) => ignored.push((item.path, reason)),
+        match item.valid() {
+            Ok(m) => ok.push((item.path.clone(), m.clone())),
+            Err(reason) => ignored.push((item.path, format!("{reason}; left alone"))),
         }
     }
     (ok, ignored)
@@ -123,34 +123,6 @@ pub fn decide<T>(
     }
     out.sort_by_key(|a| a.0.1.started_at);
     out
-}
-
-/// Whether a listed artifact may take part in retention; if not, why.
-fn valid(item: &Listed) -> Result<Manifest, String> {
-    let m = item
-        .manifest
-        .as_ref()
-        .map_err(|e| format!("no valid manifest ({e}); left alone"))?;
-    if !item.file_exists {
-        return Err("the manifest's artifact file is missing; left alone".into());
-    }
-    let name = item
-        .path
-        .file_name()
-        .map(|n| n.to_string_lossy().into_owned());
-    if name.as_deref() != Some(m.stored.file.as_str()) || m.target != item.target {
-        return Err("the manifest names another file or target; left alone".into());
-    }
-    let size = fs::metadata(&item.path)
-        .map(|md| md.len())
-        .unwrap_or(u64::MAX);
-    if size != m.stored.bytes {
-        return Err(format!(
-            "size {size} differs from the manifest's {}; left alone (run stowage verify)",
-            m.stored.bytes
-        ));
-    }
-    Ok(m.clone())
 }
 
 /// Deletes what `plan` says to delete; returns how many artifacts were removed. Stops at the

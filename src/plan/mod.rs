@@ -208,8 +208,10 @@ fn plan_one(c: &ContainerInfo, defaults: &Defaults) -> Result<Target, Skip> {
         None => defaults.encryption,
     };
     let retention = match &labels.retention {
-        Some(text) => Policy::parse_label(text)
-            .map_err(|e| skip(format!("label stowage.retention={text:?}: {e}"), true))?,
+        Some(text) => Policy::parse_label(text).map_err(|e| {
+            let shown = crate::error_text::shorten(text, crate::error_text::SHOWN);
+            skip(format!("label stowage.retention={shown:?}: {e}"), true)
+        })?,
         None => defaults.retention.clone(),
     };
     let storages = storages(&labels, defaults.storages).map_err(|r| skip(r, true))?;
@@ -274,12 +276,24 @@ fn warnings(engine: &Engine, labels: &Labels, vars: &BTreeMap<String, Chosen>) -
             .get(base)
             .is_some_and(|v| key == base || v.secret);
         if !known {
-            let mut names: Vec<String> = labels::CORE_KEYS.iter().map(|k| k.to_string()).collect();
-            names.extend(engine.spec.vars.keys().cloned());
+            let names: std::collections::BTreeSet<&str> = labels::CORE_KEYS
+                .iter()
+                .copied()
+                .chain(engine.spec.vars.keys().map(String::as_str))
+                .collect();
+            let nearest = names
+                .iter()
+                .map(|n| (strsim::damerau_levenshtein(n, key), *n))
+                .filter(|(d, n)| *d <= 2.max(n.len() / 4))
+                .min();
+            let hint = match nearest {
+                Some((_, n)) => format!("did you mean stowage.{n}? "),
+                None => String::new(),
+            };
             warnings.push(format!(
-                "unknown label {} is ignored (known: {})",
-                given.label,
-                names.join(", ")
+                "unknown label {} is ignored ({hint}known: {})",
+                crate::error_text::shorten(&given.label, crate::error_text::SHOWN),
+                names.into_iter().collect::<Vec<_>>().join(", ")
             ));
         }
     }

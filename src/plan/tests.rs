@@ -246,7 +246,9 @@ fn databases_and_warnings() {
         Databases::Named(vec!["a".into(), "b".into()])
     );
     assert!(
-        two.warnings.iter().any(|w| w.contains("stowage.pasword")),
+        two.warnings.iter().any(|w| w.contains("stowage.pasword")
+            && w.contains("did you mean stowage.password?")
+            && w.matches("database").count() == 1),
         "{:?}",
         two.warnings
     );
@@ -289,4 +291,43 @@ fn sqlite_needs_its_file_named_and_mongodb_defaults_to_everything() {
     };
     assert_eq!(mongo.engine.name(), "mongodb");
     assert_eq!(mongo.databases, Databases::All);
+}
+
+#[test]
+fn long_label_values_are_not_echoed_whole() {
+    let on = ("stowage.enable", "true");
+    let long = format!("-{}", "x".repeat(100_000));
+    let retention = format!("within={}", "9".repeat(100_000));
+    let entries = run(&[
+        c(
+            "a",
+            "postgres",
+            "running",
+            &[on, ("stowage.database", &long)],
+            &[],
+        ),
+        c(
+            "b",
+            "postgres",
+            "running",
+            &[on, ("stowage.retention", &retention)],
+            &[],
+        ),
+        c(
+            "c",
+            "postgres",
+            "running",
+            &[on, ("stowage.schedule", &long)],
+            &[],
+        ),
+    ]);
+    for e in &entries {
+        let reason = skip_reason(e);
+        assert!(
+            reason.len() < 600,
+            "{} bytes: {}",
+            reason.len(),
+            &reason[..200]
+        );
+    }
 }

@@ -211,12 +211,9 @@ impl Policy {
     }
 }
 
-/// At most 40 characters of a user's text, for messages (a label may be 100 kB long).
+/// A user's text, cut for messages.
 fn shorten(text: &str) -> String {
-    match text.char_indices().nth(40) {
-        Some((i, _)) => format!("{}…", &text[..i]),
-        None => text.to_string(),
-    }
+    crate::error_text::shorten(text, 40)
 }
 
 impl fmt::Display for Policy {
