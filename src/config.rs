@@ -74,6 +74,10 @@ pub struct Config {
     /// Remove local copies once they are verified in every storage of their target.
     #[serde(default)]
     pub remote_only: bool,
+    /// A backup starts only with this many times its target's previous artifact free in
+    /// `backup_dir` (0: no check).
+    #[serde(default = "default_margin")]
+    pub free_space_margin: f64,
     /// The daemon's HTTP port.
     #[serde(default)]
     pub http: HttpConfig,
@@ -110,6 +114,10 @@ fn secret_file_key(var: &str) -> Option<String> {
     let key = key.to_ascii_lowercase().replace("__", ".");
     let last = key.rsplit('.').next()?;
     SECRET_FIELDS.contains(&last).then_some(key)
+}
+
+fn default_margin() -> f64 {
+    1.5
 }
 
 /// One thing wrong with the configuration.
@@ -220,7 +228,7 @@ impl Config {
             .merge(Toml::file(&file))
             .merge(
                 Env::prefixed("STOWAGE_")
-                    .ignore(&["config", "log"])
+                    .ignore(&["config", "log", "test_crash_at"])
                     .filter(|k| secret_file_key(k.as_str()).is_none())
                     .split("__"),
             );
@@ -267,6 +275,15 @@ impl Config {
             && let Err(e) = crate::discover::labels::check_name("instance", i)
         {
             add("instance", e.reason);
+        }
+        if !(0.0..=100.0).contains(&self.free_space_margin) {
+            add(
+                "free_space_margin",
+                format!(
+                    "{} is outside 0..=100 (0: no check)",
+                    self.free_space_margin
+                ),
+            );
         }
         if !self.backup_dir.is_absolute() {
             add(

@@ -5,6 +5,7 @@
 //! The folders follow the data path (ARCHITECTURE.md has the picture). Each module depends
 //! only on modules listed above it; `tests/module_graph.rs` fails on any import circle.
 //!
+//! - [`fault`]: named crash points for the fault suite (debug builds only).
 //! - [`secret`], [`error_text`], [`error`], [`log`]: the redacting wrapper for secrets, errors
 //!   on one line, the error policy every module follows (context kept, retry answered), and
 //!   logging (other crates capped at INFO, so no level prints a container's environment).
@@ -37,6 +38,7 @@ pub mod docker;
 pub mod engine;
 pub mod error;
 pub mod error_text;
+pub mod fault;
 pub mod job;
 pub mod local;
 pub mod log;

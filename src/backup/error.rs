@@ -8,12 +8,15 @@ use crate::engine::RenderError;
 use crate::engine::resolve::ResolveError;
 use crate::engine::site::SiteError;
 use crate::error::{Temporary, io_is_temporary};
+use crate::local::space::SpaceError;
 
 /// The step a backup was at when it failed.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Step {
     /// Inspecting the container.
     Inspect,
+    /// Checking the backup directory's free space.
+    Space,
     /// Reading variables from files inside the container.
     Credentials,
     /// Preparing the helper container the commands run in.
@@ -30,6 +33,7 @@ impl fmt::Display for Step {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str(match self {
             Self::Inspect => "checking the container",
+            Self::Space => "checking free space",
             Self::Credentials => "reading credentials",
             Self::Helper => "preparing the helper container",
             Self::Dump => "dumping",
@@ -78,6 +82,9 @@ pub enum Failure {
     /// Local file I/O.
     #[error("{0}. Check free space and permissions of the backup directory")]
     Io(#[source] std::io::Error),
+    /// Not enough free space for the next artifact.
+    #[error("{0}")]
+    Space(#[source] SpaceError),
 }
 
 /// What an exit status means, and what to do about it.
@@ -122,7 +129,7 @@ impl Temporary for Failure {
                 ..
             } => !container_running || status.code.is_none_or(|c| (129..160).contains(&c)),
             Self::Incomplete(_) => true,
-            Self::NotRunning(_) | Self::Render(_) | Self::StderrError(_) => false,
+            Self::NotRunning(_) | Self::Render(_) | Self::StderrError(_) | Self::Space(_) => false,
         }
     }
 }
@@ -159,6 +166,7 @@ impl BackupError {
     pub fn reason_class(&self) -> &'static str {
         match (&self.failure, self.step) {
             (Failure::NotRunning(_), _) => "not_running",
+            (Failure::Space(_), _) => "disk_space",
             (Failure::Io(_), _) | (_, Step::Write) => "write",
             (Failure::Exec(_), Step::Inspect | Step::Dump | Step::Check) => "docker",
             (_, Step::Credentials) => "credentials",

@@ -30,6 +30,7 @@ use crate::engine::resolve::resolve_values;
 use crate::engine::site::Site;
 use crate::engine::{Chosen, Invocation};
 use crate::local::artifact::{self, ContainerRef, Content, Manifest, Stored, TempFile};
+use crate::local::space;
 use crate::pipeline::encryption::Encryption;
 use crate::pipeline::{Compression, PipelineWriter};
 use crate::plan::{Databases, Target};
@@ -48,6 +49,8 @@ pub struct Options {
     pub helper_image: Option<String>,
     /// The configured encryption, for targets that are encrypted.
     pub encryption: Option<Arc<Encryption>>,
+    /// Free space needed before a backup, as a multiple of the previous artifact (0: off).
+    pub free_space_margin: f64,
 }
 
 /// A committed artifact.
@@ -142,6 +145,15 @@ impl<'a> Session<'a> {
         if state != "running" {
             return Err(fail(Step::Inspect, Failure::NotRunning(state)));
         }
+        let (dir, name, margin) = (
+            opts.backup_dir.clone(),
+            target.name.clone(),
+            opts.free_space_margin,
+        );
+        tokio::task::spawn_blocking(move || space::check(&dir, &name, margin))
+            .await
+            .map_err(|e| fail(Step::Space, Failure::Io(std::io::Error::other(e))))?
+            .map_err(|e| fail(Step::Space, Failure::Space(e)))?;
         let values = resolve_values(docker, &target.container.id, &target.engine, &target.vars)
             .await
             .map_err(|e| fail(Step::Credentials, Failure::Resolve(e)))?;
@@ -154,6 +166,7 @@ impl<'a> Session<'a> {
         .await
         .map_err(|e| fail(Step::Helper, Failure::Site(e)))?;
         let version = dump_tool_version(docker, target, &site, &values).await;
+        crate::fault::point("session:opened");
         Ok(Session {
             docker,
             target,
@@ -262,6 +275,7 @@ impl Session<'_> {
         let mut stream = ExecStream::start(docker, &self.site.container_id, &req)
             .await
             .map_err(|e| (Step::Dump, Failure::Exec(e)))?;
+        crate::fault::point("dump:exec-started");
         if let (Some(line), Some(mut stdin)) = (&inv.stdin, stream.take_stdin()) {
             // A short line: it fits the pipe, so this cannot wait on the tool reading it.
             let sent = async {
@@ -274,13 +288,17 @@ impl Session<'_> {
         let mut tail = exec::TailWindow::new(dump.marker_window);
         self.copy_stream(&mut stream, &mut writer, &mut tail, database)
             .await?;
+        crate::fault::point("dump:stream-ended");
         let status = stream
             .finish()
             .await
             .map_err(|e| (Step::Dump, Failure::Exec(e)))?;
         self.judge(status, &dump, &tail, tool).await?;
+        crate::fault::point("dump:judged");
         let written = writer.finish().await.map_err(io)?;
+        crate::fault::point("commit:pipeline-finished");
         let artifact = temp.commit(&file_name).map_err(io)?;
+        crate::fault::point("commit:done");
         let manifest = self.manifest(database, started_at, written, &artifact, encryption_info);
         if let Err(e) = artifact::write_manifest(&artifact, &manifest) {
             // The manifest is the commit record: without it the artifact must not stay
@@ -288,6 +306,7 @@ impl Session<'_> {
             artifact::uncommit(&artifact);
             return Err(io(e));
         }
+        crate::fault::point("manifest:done");
         Ok(Outcome { artifact, manifest })
     }
 
@@ -349,8 +368,12 @@ impl Session<'_> {
         while let Some(chunk) = stream.next_stdout().await {
             let chunk = chunk.map_err(|e| (Step::Dump, Failure::Exec(e)))?;
             tail.push(&chunk);
-            raw += chunk.len() as u64;
+            let chunk_len = chunk.len() as u64;
+            raw += chunk_len;
             writer.write(chunk).await.map_err(io)?;
+            if raw == chunk_len {
+                crate::fault::point("dump:first-chunk");
+            }
             if last_report.elapsed() >= PROGRESS_EVERY {
                 last_report = Instant::now();
                 let secs = clock.elapsed().as_secs_f64();

@@ -83,16 +83,5 @@ pub(super) fn engines(registry: &Registry) -> ExitCode {
 
 /// Bytes in KiB/MiB/GiB, one decimal.
 pub(super) fn human_bytes(n: u64) -> String {
-    let mut v = n as f64;
-    for unit in ["B", "KiB", "MiB", "GiB"] {
-        if v < 1024.0 || unit == "GiB" {
-            return if unit == "B" {
-                format!("{n} B")
-            } else {
-                format!("{v:.1} {unit}")
-            };
-        }
-        v /= 1024.0;
-    }
-    unreachable!()
+    crate::local::space::human(n)
 }

@@ -60,6 +60,8 @@ pub struct Metrics {
     pub docker_up: IntGauge,
     /// 1 if the storage answered its last health check, 0 if not, by storage.
     pub storage_up: GaugeVec,
+    /// Bytes free in the backup directory's filesystem.
+    pub free_bytes: IntGauge,
 }
 
 impl std::fmt::Debug for Metrics {
@@ -180,6 +182,10 @@ impl Metrics {
             docker_up: int_gauge(
                 "stowage_docker_up",
                 "1 while the Docker engine answers, 0 while it does not.",
+            ),
+            free_bytes: int_gauge(
+                "stowage_backup_dir_free_bytes",
+                "Bytes free (for stowage) in the backup directory's filesystem.",
             ),
             storage_up: gauge(
                 "stowage_storage_up",

@@ -197,6 +197,12 @@ pub async fn run(
             let wait = rediscovery.pass(&job, &mut scheduler, &status).await;
             next_discovery = tokio::time::Instant::now() + wait;
         }
+        if let Ok(free) = crate::local::space::free_bytes(&job.backup.backup_dir) {
+            status
+                .metrics
+                .free_bytes
+                .set(i64::try_from(free).unwrap_or(i64::MAX));
+        }
         let busy: HashSet<String> = running.values().cloned().collect();
         let due = scheduler.take_due(Utc::now(), &busy);
         if !due.is_empty() {

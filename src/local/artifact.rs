@@ -184,6 +184,7 @@ impl TempFile {
             let target = dir.join(&name);
             match fs::hard_link(&self.path, &target) {
                 Ok(()) => {
+                    crate::fault::point("commit:linked");
                     fs::remove_file(&self.path)?;
                     self.committed = true;
                     sync_dir(&dir)?;
@@ -220,9 +221,20 @@ pub fn manifest_path(artifact: &Path) -> PathBuf {
     PathBuf::from(s)
 }
 
-/// Writes a manifest atomically (temp, fsync, rename, fsync directory).
+/// Writes a manifest atomically (temp, fsync, rename, fsync directory). Errors say that it
+/// was the manifest.
 pub fn write_manifest(artifact: &Path, manifest: &Manifest) -> io::Result<PathBuf> {
     let path = manifest_path(artifact);
+    write_manifest_at(&path, manifest).map_err(|e| {
+        io::Error::new(
+            e.kind(),
+            format!("writing the manifest {}: {e}", path.display()),
+        )
+    })
+}
+
+fn write_manifest_at(path: &Path, manifest: &Manifest) -> io::Result<PathBuf> {
+    let path = path.to_path_buf();
     let dir = path.parent().expect("artifacts live in a directory");
     let name = path
         .file_name()
@@ -234,8 +246,10 @@ pub fn write_manifest(artifact: &Path, manifest: &Manifest) -> io::Result<PathBu
     file.write_all(&json)?;
     file.write_all(b"\n")?;
     file.sync_all()?;
+    crate::fault::point("manifest:temp-synced");
     fs::rename(temp.path(), &path)?;
     temp.committed = true;
+    crate::fault::point("manifest:renamed");
     sync_dir(dir)?;
     Ok(path)
 }

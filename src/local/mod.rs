@@ -3,9 +3,11 @@
 //! - [`artifact`]: file names, temp files, the atomic commit, manifests, crash clean-up.
 //! - [`catalog`]: what is there, listed and verified against manifests (reads only).
 //! - [`prune`]: retention applied to a target's valid artifacts, and deletion.
+//! - [`space`]: free space, checked before a backup starts.
 //!
 //! Nothing here knows engines or containers beyond the names a manifest records.
 
 pub mod artifact;
 pub mod catalog;
 pub mod prune;
+pub mod space;

@@ -135,6 +135,7 @@ pub fn apply(plan: &TargetPlan) -> io::Result<usize> {
         let with_path =
             |e: io::Error| io::Error::new(e.kind(), format!("{}: {e}", p.path.display()));
         fs::remove_file(&p.path).map_err(with_path)?;
+        crate::fault::point("retention:artifact-deleted");
         fs::remove_file(&manifest).map_err(with_path)?;
         tracing::info!(target = %plan.target, artifact = %p.path.display(), database = %p.manifest.database, "retention: deleted");
         removed += 1;

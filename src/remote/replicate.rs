@@ -112,6 +112,7 @@ async fn sync_storage(
             return;
         }
     };
+    crate::fault::point("upload:listed");
     let mut upload_failed = false;
     for (path, manifest) in local {
         let file = &manifest.stored.file;
@@ -158,7 +159,11 @@ fn remove_local(target: &str, verified: Vec<PathBuf>) -> usize {
     let mut removed = 0;
     for path in verified {
         let manifest = artifact::manifest_path(&path);
-        match std::fs::remove_file(&path).and_then(|()| std::fs::remove_file(&manifest)) {
+        let result = std::fs::remove_file(&path).and_then(|()| {
+            crate::fault::point("remote-only:artifact-removed");
+            std::fs::remove_file(&manifest)
+        });
+        match result {
             Ok(()) => {
                 tracing::info!(target, artifact = %path.display(), "remote-only: local copy removed after verified upload");
                 removed += 1;

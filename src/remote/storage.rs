@@ -220,10 +220,12 @@ impl Remote {
             }
             Err(object_store::Error::NotFound { .. }) => {
                 self.put_file(&key, artifact, manifest.stored.bytes).await?;
+                crate::fault::point("upload:artifact-put");
             }
             Err(e) => return Err(self.error("checking", &key, e)),
         }
         self.verify(&key, manifest).await?;
+        crate::fault::point("upload:verified");
         let mkey = self.key(
             target,
             &format!("{}{MANIFEST_SUFFIX}", manifest.stored.file),
@@ -234,6 +236,7 @@ impl Remote {
             .put(&mkey, PutPayload::from(json))
             .await
             .map_err(|e| self.error("uploading", &mkey, e))?;
+        crate::fault::point("upload:manifest-put");
         Ok(())
     }
 
