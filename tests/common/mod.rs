@@ -726,10 +726,15 @@ pub fn free_port() -> u16 {
 impl S3Server {
     /// Starts a server with an empty bucket `S3_BUCKET`.
     pub fn start(root: &Path) -> S3Server {
+        Self::start_on(root, free_port())
+    }
+
+    /// [`S3Server::start`] on a given port (one a client was told about before).
+    pub fn start_on(root: &Path, port: u16) -> S3Server {
         std::fs::create_dir_all(root.join(S3_BUCKET)).unwrap();
         let mut s = S3Server {
             root: root.to_path_buf(),
-            port: free_port(),
+            port,
             child: None,
         };
         s.restart();
