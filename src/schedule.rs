@@ -45,6 +45,14 @@ pub fn zone(name: Option<&str>) -> Result<Tz, ZoneError> {
 #[error("unknown time zone {0:?}: use an IANA name such as Europe/Berlin or UTC")]
 pub struct ZoneError(String);
 
+/// `Some` when `t` is far enough from the ends of chrono's range that its wall-clock time in
+/// any zone (offsets stay within a day) can be represented; times near the ends have no
+/// schedule (the fuzzer found `MAX_UTC` in Europe/Berlin panicking inside chrono).
+fn representable(t: DateTime<Utc>) -> Option<()> {
+    let margin = chrono::Duration::days(2);
+    (t.checked_add_signed(margin).is_some() && t.checked_sub_signed(margin).is_some()).then_some(())
+}
+
 /// A schedule that does not parse.
 #[derive(Debug, thiserror::Error)]
 #[error(
@@ -97,6 +105,7 @@ impl Schedule {
 
     /// The first run strictly after `after`, or `None` if the schedule never fires again.
     pub fn next_after(&self, after: DateTime<Utc>) -> Option<DateTime<Utc>> {
+        representable(after)?;
         self.cron
             .find_next_occurrence(&after.with_timezone(&self.zone), false)
             .ok()
@@ -105,6 +114,7 @@ impl Schedule {
 
     /// The last run at or before `at`, if any.
     pub fn prev_at_or_before(&self, at: DateTime<Utc>) -> Option<DateTime<Utc>> {
+        representable(at)?;
         self.cron
             .find_previous_occurrence(&at.with_timezone(&self.zone), true)
             .ok()
@@ -223,5 +233,13 @@ mod tests {
             let e = Schedule::parse(bad).unwrap_err().to_string();
             assert!(e.contains("bad cron schedule"), "{bad}: {e}");
         }
+    }
+
+    #[test]
+    fn the_ends_of_time_have_no_runs_and_no_panic() {
+        let berlin = zone(Some("Europe/Berlin")).unwrap();
+        let s = Schedule::parse_in("30 2 * * *", berlin).unwrap();
+        assert_eq!(s.next_after(DateTime::<Utc>::MAX_UTC), None);
+        assert_eq!(s.prev_at_or_before(DateTime::<Utc>::MIN_UTC), None);
     }
 }

@@ -1,0 +1,34 @@
+#!/usr/bin/env bash
+# Runs every fuzz target (fuzz/fuzz_targets/) for FUZZ_SECONDS each (default 30) with cargo-fuzz
+# and libFuzzer, on the stable toolchain (no sanitizer: the targets look for panics, which Rust
+# code reports without one). Inputs that reach new code are added to fuzz/corpus/<target>/,
+# which is kept in the repository; a panic fails the script and leaves the input in
+# fuzz/artifacts/<target>/ (replay it with `cargo fuzz run -s none TARGET FILE`).
+# Installs cargo-fuzz from crates.io the first time.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+seconds=${FUZZ_SECONDS:-30}
+# Built at opt-level 1 without debug info (fuzz/Cargo.toml: quicker to build than a full release), in a
+# directory kept between runs on the same machine, so only the first run pays for the build.
+target_dir=${STOWAGE_FUZZ_TARGET_DIR:-$HOME/.cache/stowage/fuzz-target}
+if ! command -v cargo-fuzz >/dev/null; then
+	echo "fuzz: installing cargo-fuzz from crates.io (a minute or two, once)"
+	cargo install --quiet --locked cargo-fuzz
+fi
+cd fuzz
+started=$SECONDS
+cargo fuzz build -s none --release --target-dir "$target_dir"
+echo "fuzz: built the targets in $((SECONDS - started)) s"
+for target in $(cargo fuzz list); do
+	mkdir -p "corpus/$target"
+	echo "fuzz: $target for ${seconds} s"
+	cargo fuzz run -s none --release --target-dir "$target_dir" "$target" "corpus/$target" -- \
+		-max_total_time="$seconds" -rss_limit_mb=2048 -max_len=8192 -print_final_stats=1 2>&1 |
+		grep -E '^(stat::number_of_executed_units|stat::new_units_added|#[0-9]+ +DONE)|panicked|ERROR|SUMMARY' || true
+	status=${PIPESTATUS[0]}
+	if [ "$status" -ne 0 ]; then
+		echo "fuzz: $target FAILED (exit $status); the input is in fuzz/artifacts/$target/" >&2
+		exit 1
+	fi
+done
+echo "fuzz: every target ran ${seconds} s without a panic"
