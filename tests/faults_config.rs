@@ -289,6 +289,12 @@ fn absurd_numbers_are_configuration_errors_naming_the_key() {
             "retention",
         ),
         ("STOWAGE_SCHEDULE", "*/0 * * * *", "plan", "schedule"),
+        (
+            "STOWAGE_DAEMON__UPLOAD_RETRY_INTERVAL",
+            max.as_str(),
+            "run",
+            "daemon.upload_retry_interval",
+        ),
     ] {
         let (code, out) = with_config(&dir, "", &[(var, value)], &[args]);
         assert_eq!(code, 2, "{var}={value}: {out}");
@@ -297,6 +303,18 @@ fn absurd_numbers_are_configuration_errors_naming_the_key() {
             "{var}={value} does not name {key}: {out}"
         );
         assert!(!out.contains("panicked"), "{var}={value}: {out}");
+    }
+    for (key, value) in [
+        ("max_retries", big.as_str()),
+        ("retry_timeout", big.as_str()),
+    ] {
+        let toml = format!("[storage.s]\nurl = \"file:///tmp/x\"\n{key} = {value}\n");
+        let (code, out) = with_config(&dir, &toml, &[], &["plan"]);
+        assert_eq!(code, 2, "{key}: {out}");
+        assert!(
+            out.contains("storage.s") && out.contains(key),
+            "{key}: {out}"
+        );
     }
 }
 

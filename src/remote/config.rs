@@ -53,6 +53,11 @@ fn default_retry_timeout() -> u64 {
     120
 }
 
+/// The most retries of one request.
+pub const MAX_RETRIES: usize = 100;
+/// The longest a request is retried, in seconds (a day).
+pub const MAX_RETRY_TIMEOUT: u64 = 24 * 3600;
+
 /// A storage section that cannot be used. Names the storage and the problem.
 #[derive(Debug, thiserror::Error)]
 #[error("storage.{name}: {reason}")]
@@ -70,6 +75,18 @@ impl Remote {
             name: name.to_string(),
             reason: e.to_string(),
         };
+        if c.max_retries > MAX_RETRIES {
+            return Err(err(&format!(
+                "max_retries {} is more than {MAX_RETRIES}",
+                c.max_retries
+            )));
+        }
+        if c.retry_timeout > MAX_RETRY_TIMEOUT {
+            return Err(err(&format!(
+                "retry_timeout {} seconds is more than {MAX_RETRY_TIMEOUT} (a day)",
+                c.retry_timeout
+            )));
+        }
         let url = url::Url::parse(&c.url).map_err(|e| err(&format!("url {:?}: {e}", c.url)))?;
         let retry = RetryConfig {
             max_retries: c.max_retries,
