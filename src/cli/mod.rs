@@ -165,9 +165,9 @@ async fn dispatch(command: Command, l: Loaded) -> anyhow::Result<ExitCode> {
 
 /// Locks the backup directory for this process; removes a crash's temp files if it may (each
 /// removal is logged by `local::artifact`).
-fn lock_backup_dir(config: &Config) -> anyhow::Result<crate::local::artifact::DirLock> {
+fn lock_backup_dir(config: &Config) -> anyhow::Result<crate::local::cleanup::DirLock> {
     use anyhow::Context as _;
-    let (lock, _removed) = crate::local::artifact::open_backup_dir(&config.backup_dir)
+    let (lock, _removed) = crate::local::cleanup::open_backup_dir(&config.backup_dir)
         .with_context(|| {
             format!(
                 "cannot use backup directory {}; check that it exists or can be created, and is writable",

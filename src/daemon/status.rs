@@ -6,51 +6,16 @@ use std::collections::BTreeMap;
 use std::sync::Mutex;
 
 use chrono::{DateTime, Utc};
-use serde::Serialize;
 use tokio::sync::mpsc;
 
 use super::alerts::{Event, Kind};
 use super::metrics::Metrics;
 use super::scheduler::Slot;
+pub use super::view::TargetView;
 use crate::discover::DiscoveryError;
 use crate::error::Temporary;
 use crate::job::TargetRun;
 use crate::remote::replicate::Report;
-
-/// One target, as the API shows it.
-#[derive(Debug, Clone, Serialize)]
-pub struct TargetView {
-    /// Target name.
-    pub name: String,
-    /// Container name.
-    pub container: String,
-    /// Engine name.
-    pub engine: String,
-    /// Cron schedule.
-    pub schedule: String,
-    /// Its time zone.
-    pub timezone: String,
-    /// When it runs next.
-    pub next_run: Option<DateTime<Utc>>,
-    /// Whether a backup (or upload pass) runs now.
-    pub running: bool,
-    /// The last successful backup.
-    pub last_success: Option<DateTime<Utc>>,
-    /// `ok` or `failed`, for the last backup this process ran.
-    pub last_result: Option<&'static str>,
-    /// The last failure's reason class and message.
-    pub last_error: Option<(String, String)>,
-    /// Storages it goes to.
-    pub storages: Vec<String>,
-    /// Whether its artifacts are encrypted.
-    pub encrypted: bool,
-    /// Its retention policy.
-    pub retention: String,
-    #[serde(skip)]
-    ping_url: Option<String>,
-    #[serde(skip)]
-    stale_alerted: bool,
-}
 
 /// The reason class of a failed upload pass.
 pub const UPLOAD: &str = "upload";
@@ -147,7 +112,6 @@ impl Status {
             keep
         });
         for (name, slot) in slots {
-            let t = &slot.target;
             let view = inner.targets.entry(name.clone()).or_insert_with(|| {
                 let last_success = last_backup(name);
                 if let Some(at) = last_success {
@@ -156,33 +120,9 @@ impl Status {
                         .with_label_values(&[name])
                         .set(at.timestamp() as f64);
                 }
-                TargetView {
-                    name: name.clone(),
-                    container: String::new(),
-                    engine: String::new(),
-                    schedule: String::new(),
-                    timezone: String::new(),
-                    next_run: None,
-                    running: false,
-                    last_success,
-                    last_result: None,
-                    last_error: None,
-                    storages: vec![],
-                    encrypted: false,
-                    retention: String::new(),
-                    ping_url: None,
-                    stale_alerted: false,
-                }
+                TargetView::new(name, last_success)
             });
-            view.container = t.container.name.clone();
-            view.engine = t.engine.name().to_string();
-            view.schedule = t.schedule.as_str().to_string();
-            view.timezone = t.schedule.zone().name().to_string();
-            view.next_run = slot.due;
-            view.storages = t.storages.clone();
-            view.encrypted = t.encrypt;
-            view.retention = t.retention.to_string();
-            view.ping_url = t.ping_url.clone();
+            view.update(slot);
             match slot.due {
                 Some(at) => self
                     .metrics

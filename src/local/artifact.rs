@@ -271,101 +271,11 @@ pub fn read_manifest(path: &Path) -> io::Result<Manifest> {
     serde_json::from_slice(&fs::read(path)?).map_err(io::Error::other)
 }
 
-/// Holds a shared lock on the backup directory for the life of the process.
-#[derive(Debug)]
-pub struct DirLock {
-    _file: File,
-}
-
-/// Locks the backup directory (creating it) and, if no other stowage process is using it,
-/// removes what a crash left behind: temp files, artifacts whose manifest was never written
-/// (the manifest is the commit record), and manifests whose artifact a deletion had already
-/// removed. Returns the lock and how many files were removed.
-pub fn open_backup_dir(backup_dir: &Path) -> io::Result<(DirLock, usize)> {
-    fs::create_dir_all(backup_dir)?;
-    let file = OpenOptions::new()
-        .create(true)
-        .truncate(false)
-        .write(true)
-        .open(backup_dir.join(LOCK_FILE))?;
-    let mut removed = 0;
-    match file.try_lock() {
-        Ok(()) => {
-            removed = remove_temp_files(backup_dir)? + remove_uncommitted(backup_dir)?;
-            file.unlock()?;
-        }
-        Err(fs::TryLockError::WouldBlock) => {
-            tracing::info!(dir = %backup_dir.display(), "another stowage process uses the backup directory; leaving temp files alone");
-        }
-        Err(fs::TryLockError::Error(e)) => return Err(e),
-    }
-    file.lock_shared()?;
-    Ok((DirLock { _file: file }, removed))
-}
-
-fn remove_temp_files(backup_dir: &Path) -> io::Result<usize> {
-    let mut removed = 0;
-    for entry in fs::read_dir(backup_dir)? {
-        let entry = entry?;
-        if !entry.file_type()?.is_dir() {
-            continue;
-        }
-        for file in fs::read_dir(entry.path())? {
-            let file = file?;
-            let name = file.file_name();
-            let name = name.to_string_lossy();
-            if name.starts_with('.') && name.ends_with(TEMP_SUFFIX) && file.file_type()?.is_file() {
-                fs::remove_file(file.path())?;
-                tracing::info!(file = %file.path().display(), "removed a temp file left by an interrupted backup");
-                removed += 1;
-            }
-        }
-    }
-    Ok(removed)
-}
-
 /// Whether `name` is an artifact name stowage makes (`<time>_…​.zst` or `.zst.age`).
 pub fn is_artifact_name(name: &str) -> bool {
     time_from_file_name(name).is_some()
         && name.get(16..17) == Some("_")
         && (name.ends_with(".zst") || name.ends_with(".zst.age"))
-}
-
-/// Removes uncommitted artifacts (an artifact file with no manifest: the process died, or the
-/// disk filled, between the artifact's link and the manifest's rename) and manifests left by
-/// a deletion cut short (the artifact goes first). Only names stowage makes are touched.
-fn remove_uncommitted(backup_dir: &Path) -> io::Result<usize> {
-    let mut removed = 0;
-    for entry in fs::read_dir(backup_dir)? {
-        let entry = entry?;
-        if !entry.file_type()?.is_dir() || entry.file_name().to_string_lossy().starts_with('.') {
-            continue;
-        }
-        let mut changed = false;
-        for file in fs::read_dir(entry.path())? {
-            let file = file?;
-            if !file.file_type()?.is_file() {
-                continue;
-            }
-            let name = file.file_name().to_string_lossy().into_owned();
-            let path = file.path();
-            let orphan = if let Some(artifact) = name.strip_suffix(MANIFEST_SUFFIX) {
-                is_artifact_name(artifact) && !entry.path().join(artifact).exists()
-            } else {
-                is_artifact_name(&name) && !manifest_path(&path).exists()
-            };
-            if orphan {
-                fs::remove_file(&path)?;
-                tracing::warn!(file = %path.display(), "removed a file a crash left behind: an artifact whose manifest was never written (it was never reported as a backup), or a manifest whose artifact had been deleted");
-                removed += 1;
-                changed = true;
-            }
-        }
-        if changed {
-            sync_dir(&entry.path())?;
-        }
-    }
-    Ok(removed)
 }
 
 #[cfg(test)]
@@ -423,45 +333,6 @@ mod tests {
             .map(|e| e.unwrap().file_name())
             .collect();
         assert_eq!(names.len(), 2, "{names:?}");
-        fs::remove_dir_all(&dir).unwrap();
-    }
-
-    #[test]
-    fn startup_removes_only_temp_files() {
-        let dir = scratch("cleanup");
-        let t = dir.join("db");
-        fs::create_dir_all(&t).unwrap();
-        fs::write(t.join(".x.sql.zst.77.stowage-tmp"), b"partial").unwrap();
-        fs::write(t.join("x.sql.zst"), b"keep").unwrap();
-        let (_lock, removed) = open_backup_dir(&dir).unwrap();
-        assert_eq!(removed, 1);
-        assert!(t.join("x.sql.zst").exists());
-        fs::remove_dir_all(&dir).unwrap();
-    }
-
-    #[test]
-    fn startup_removes_uncommitted_artifacts_and_stale_manifests() {
-        let dir = scratch("uncommitted");
-        let t = dir.join("db");
-        fs::create_dir_all(&t).unwrap();
-        let committed = t.join("20260101T000000Z_db_app.sql.zst");
-        let uncommitted = t.join("20260102T000000Z_db_app.sql.zst.age");
-        let deleted = t.join("20260103T000000Z_db_app.sql.zst");
-        fs::write(&committed, b"a").unwrap();
-        fs::write(manifest_path(&committed), b"{}").unwrap();
-        fs::write(&uncommitted, b"b").unwrap();
-        fs::write(manifest_path(&deleted), b"{}").unwrap();
-        // Not stowage's names: left alone.
-        fs::write(t.join("notes.sql.zst"), b"mine").unwrap();
-        fs::write(t.join("README.manifest.json"), b"mine").unwrap();
-        let (_lock, removed) = open_backup_dir(&dir).unwrap();
-        assert_eq!(removed, 2);
-        assert!(committed.exists() && manifest_path(&committed).exists());
-        assert!(!uncommitted.exists());
-        assert!(!manifest_path(&deleted).exists());
-        assert!(t.join("notes.sql.zst").exists() && t.join("README.manifest.json").exists());
-        assert!(is_artifact_name("20260101T000000Z_db_app.sql.zst"));
-        assert!(!is_artifact_name("20260101T000000Zdb.sql.zst"));
         fs::remove_dir_all(&dir).unwrap();
     }
 }

@@ -32,7 +32,7 @@ use crate::retention::Policy;
 use crate::schedule::Schedule;
 
 /// The default configuration file, embedded at build time.
-pub const DEFAULT_CONFIG: &str = include_str!("../config/stowage.toml");
+pub const DEFAULT_CONFIG: &str = include_str!("../../config/stowage.toml");
 
 /// Where the config file is looked for when `STOWAGE_CONFIG` is not set.
 pub const DEFAULT_CONFIG_PATH: &str = "/etc/stowage/stowage.toml";
@@ -252,6 +252,40 @@ impl Config {
         Ok(figment.extract().map_err(Box::new)?)
     }
 
+    /// The problems of the plain values (ranges, names, paths), as (key, reason).
+    fn value_problems(&self) -> Vec<(String, String)> {
+        let mut out: Vec<(String, String)> = [
+            self.compression.problems(),
+            self.daemon.problems(),
+            self.http.problems(),
+        ]
+        .into_iter()
+        .flatten()
+        .map(|(k, r)| (k.to_string(), r))
+        .collect();
+        if let Some(i) = &self.instance
+            && let Err(e) = crate::discover::labels::check_name("instance", i)
+        {
+            out.push(("instance".into(), e.reason));
+        }
+        if !(0.0..=100.0).contains(&self.free_space_margin) {
+            out.push((
+                "free_space_margin".into(),
+                format!(
+                    "{} is outside 0..=100 (0: no check)",
+                    self.free_space_margin
+                ),
+            ));
+        }
+        if !self.backup_dir.is_absolute() {
+            out.push((
+                "backup_dir".into(),
+                format!("{} is not an absolute path", self.backup_dir.display()),
+            ));
+        }
+        out
+    }
+
     /// Checks every section and builds what the commands use; reports every problem found,
     /// each with its key.
     pub fn check(&self) -> Result<Checked, ConfigError> {
@@ -262,34 +296,8 @@ impl Config {
                 reason,
             })
         };
-        for (key, reason) in self.compression.problems() {
-            add(key, reason);
-        }
-        for (key, reason) in self.daemon.problems() {
-            add(key, reason);
-        }
-        for (key, reason) in self.http.problems() {
-            add(key, reason);
-        }
-        if let Some(i) = &self.instance
-            && let Err(e) = crate::discover::labels::check_name("instance", i)
-        {
-            add("instance", e.reason);
-        }
-        if !(0.0..=100.0).contains(&self.free_space_margin) {
-            add(
-                "free_space_margin",
-                format!(
-                    "{} is outside 0..=100 (0: no check)",
-                    self.free_space_margin
-                ),
-            );
-        }
-        if !self.backup_dir.is_absolute() {
-            add(
-                "backup_dir",
-                format!("{} is not an absolute path", self.backup_dir.display()),
-            );
+        for (key, reason) in self.value_problems() {
+            add(&key, reason);
         }
         let schedule = match crate::schedule::zone(self.timezone.as_deref()) {
             Ok(zone) => Schedule::parse_in(&self.schedule, zone)
@@ -342,117 +350,4 @@ impl Config {
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn embedded_default_parses_and_validates() {
-        let config: Config = Figment::from(Toml::string(DEFAULT_CONFIG))
-            .extract()
-            .unwrap();
-        config.check().unwrap();
-        assert_eq!(config.backup_dir, PathBuf::from("/backups"));
-    }
-
-    #[test]
-    #[allow(clippy::result_large_err)] // figment's Jail closure type
-    fn layers_and_unknown_keys() {
-        figment::Jail::expect_with(|jail| {
-            jail.create_file(
-                "s.toml",
-                "backup_dir = \"/srv/b\"\n[compression]\nlevel = 5\n",
-            )?;
-            jail.set_env("STOWAGE_COMPRESSION__LEVEL", "7");
-            let c = Config::load(Some(Path::new("s.toml"))).unwrap();
-            assert_eq!(c.backup_dir, PathBuf::from("/srv/b"));
-            assert_eq!(c.compression.level, 7, "env beats file");
-            jail.set_env("STOWAGE_COMPRESION__LEVEL", "7");
-            let err = Config::load(Some(Path::new("s.toml"))).unwrap_err();
-            assert!(err.to_string().contains("compresion"), "{err}");
-            Ok(())
-        });
-    }
-
-    #[test]
-    #[allow(clippy::result_large_err)] // figment's Jail closure type
-    fn rejects_bad_values() {
-        figment::Jail::expect_with(|jail| {
-            jail.set_env("STOWAGE_SCHEDULE", "61 * * * *");
-            let err = Config::load(None).unwrap().check().unwrap_err().to_string();
-            assert!(err.contains("schedule"), "{err}");
-            Ok(())
-        });
-        let err = Config::load(Some(Path::new("/nonexistent/stowage.toml"))).unwrap_err();
-        assert!(matches!(err, ConfigError::Missing(_)));
-        let err = Config::load(Some(Path::new("/tmp"))).unwrap_err();
-        assert!(matches!(err, ConfigError::NotAFile { .. }), "{err}");
-        Config::load(Some(Path::new("/dev/null"))).expect("an empty config is fine");
-    }
-
-    #[test]
-    #[allow(clippy::result_large_err)] // figment's Jail closure type
-    fn check_reports_every_problem_with_its_key() {
-        figment::Jail::expect_with(|jail| {
-            jail.set_env("STOWAGE_COMPRESSION__LEVEL", "42");
-            jail.set_env("STOWAGE_ALERTS__EMAIL__HOST", "mail.example");
-            jail.set_env("STOWAGE_ALERTS__EMAIL__FROM", "not an address");
-            jail.set_env("STOWAGE_ALERTS__EMAIL__TO", "[\"ops@example.org\"]");
-            jail.set_env("STOWAGE_HTTP__TOKEN", " ");
-            jail.set_env("STOWAGE_DAEMON__MAX_CONCURRENT", "18446744073709551615");
-            let err = Config::load(None).unwrap().check().unwrap_err();
-            let ConfigError::Invalid(problems) = &err else {
-                panic!("{err}");
-            };
-            let keys: Vec<&str> = problems.iter().map(|p| p.key.as_str()).collect();
-            assert_eq!(
-                keys,
-                [
-                    "compression.level",
-                    "daemon.max_concurrent",
-                    "http.token",
-                    "alerts.email"
-                ],
-                "{err}"
-            );
-            assert!(err.to_string().contains("alerts.email.from"), "{err}");
-            Ok(())
-        });
-    }
-
-    #[test]
-    #[allow(clippy::result_large_err)] // figment's Jail closure type
-    fn secret_files_and_lists_from_the_environment() {
-        figment::Jail::expect_with(|jail| {
-            jail.create_file("pp", "s3cret phrase\n")?;
-            jail.set_env("STOWAGE_ENCRYPTION__PASSPHRASE_FILE", "pp");
-            jail.set_env("STOWAGE_ENCRYPTION__RECIPIENTS", "age1aaa, age1bbb age1ccc");
-            jail.set_env(
-                "STOWAGE_ENCRYPTION__IDENTITY_FILES",
-                "/k/one.txt,/k/two.txt",
-            );
-            let c = Config::load(None).unwrap();
-            assert_eq!(
-                c.encryption
-                    .passphrase
-                    .as_ref()
-                    .map(crate::secret::Secret::expose),
-                Some("s3cret phrase")
-            );
-            assert_eq!(c.encryption.recipients, ["age1aaa", "age1bbb", "age1ccc"]);
-            assert_eq!(
-                c.encryption.identity_files.len(),
-                2,
-                "identity_files is not a secret"
-            );
-            assert!(!format!("{c:?}").contains("s3cret"));
-            jail.set_env("STOWAGE_ENCRYPTION__PASSPHRASE_FILE", "missing");
-            let err = Config::load(None).unwrap_err();
-            let err = crate::error_text::one_line(&err);
-            assert!(
-                err.contains("STOWAGE_ENCRYPTION__PASSPHRASE_FILE") && err.contains("missing"),
-                "{err}"
-            );
-            Ok(())
-        });
-    }
-}
+mod tests;
