@@ -13,6 +13,11 @@ use sha2::{Digest, Sha256};
 
 use crate::local::artifact::{self, MANIFEST_SUFFIX, Manifest};
 
+/// Why a listed artifact is not a valid backup (or its manifest cannot be read).
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{0}")]
+pub struct Invalid(pub String);
+
 /// One artifact found on disk.
 #[derive(Debug, Clone)]
 pub struct Listed {
@@ -21,7 +26,7 @@ pub struct Listed {
     /// Path of the artifact file.
     pub path: PathBuf,
     /// Its manifest, if there is a readable one.
-    pub manifest: Result<Manifest, String>,
+    pub manifest: Result<Manifest, Invalid>,
     /// Whether the artifact file exists.
     pub file_exists: bool,
 }
@@ -30,32 +35,32 @@ impl Listed {
     /// The manifest, if this artifact is a valid backup: the manifest reads, names this file
     /// and this target, the file exists and has the recorded size. Otherwise why not. The one
     /// rule `verify`, `prune` and uploads all apply.
-    pub fn valid(&self) -> Result<&Manifest, String> {
+    pub fn valid(&self) -> Result<&Manifest, Invalid> {
         let m = self
             .manifest
             .as_ref()
-            .map_err(|e| format!("no valid manifest ({e})"))?;
+            .map_err(|e| Invalid(format!("no valid manifest ({e})")))?;
         if !self.file_exists {
-            return Err("the manifest's artifact file is missing".into());
+            return Err(Invalid("the manifest's artifact file is missing".into()));
         }
         let name = self
             .path
             .file_name()
             .map(|n| n.to_string_lossy().into_owned());
         if name.as_deref() != Some(m.stored.file.as_str()) || m.target != self.target {
-            return Err(format!(
+            return Err(Invalid(format!(
                 "the manifest names another file or target ({} of target {})",
                 m.stored.file, m.target
-            ));
+            )));
         }
         let size = fs::metadata(&self.path)
             .map(|md| md.len())
             .unwrap_or(u64::MAX);
         if size != m.stored.bytes {
-            return Err(format!(
+            return Err(Invalid(format!(
                 "size {size} differs from the manifest's {}",
                 m.stored.bytes
-            ));
+            )));
         }
         Ok(m)
     }
@@ -105,7 +110,8 @@ pub fn list(backup_dir: &Path, targets: &[String]) -> io::Result<Vec<Listed>> {
             } else {
                 continue;
             };
-            let manifest = artifact::read_manifest(&manifest_path).map_err(|e| e.to_string());
+            let manifest =
+                artifact::read_manifest(&manifest_path).map_err(|e| Invalid(e.to_string()));
             out.push(Listed {
                 target: target.clone(),
                 file_exists: path.is_file(),
@@ -281,7 +287,7 @@ mod tests {
         ));
         let listed = list(&root, &[]).unwrap();
         let why = listed.iter().find(|l| l.path == other).unwrap().valid();
-        assert!(why.unwrap_err().contains("names another file"));
+        assert!(why.unwrap_err().0.contains("names another file"));
         fs::remove_file(artifact::manifest_path(&other)).unwrap();
         fs::remove_file(&other).unwrap();
         fs::write(&good, b"evil bytes").unwrap();

@@ -68,14 +68,24 @@ fn remove_temp_files(backup_dir: &Path) -> io::Result<usize> {
 
 /// Removes uncommitted artifacts (an artifact file with no manifest: the process died, or the
 /// disk filled, between the artifact's link and the manifest's rename) and manifests left by
-/// a deletion cut short (the artifact goes first). Only names stowage makes are touched.
+/// a deletion cut short (the artifact goes first). Only names stowage makes for the
+/// directory's own target are touched: a file named for another target (copied in by hand,
+/// say) is left alone, as retention leaves it alone.
 fn remove_uncommitted(backup_dir: &Path) -> io::Result<usize> {
     let mut removed = 0;
     for entry in fs::read_dir(backup_dir)? {
         let entry = entry?;
-        if !entry.file_type()?.is_dir() || entry.file_name().to_string_lossy().starts_with('.') {
+        let target = entry.file_name().to_string_lossy().into_owned();
+        if !entry.file_type()?.is_dir() || target.starts_with('.') {
             continue;
         }
+        // Only what stowage itself writes in this directory: names that embed its target.
+        let ours = |artifact: &str| {
+            is_artifact_name(artifact)
+                && artifact
+                    .get(17..)
+                    .is_some_and(|rest| rest.starts_with(&format!("{target}_")))
+        };
         let mut changed = false;
         for file in fs::read_dir(entry.path())? {
             let file = file?;
@@ -85,9 +95,9 @@ fn remove_uncommitted(backup_dir: &Path) -> io::Result<usize> {
             let name = file.file_name().to_string_lossy().into_owned();
             let path = file.path();
             let orphan = if let Some(artifact) = name.strip_suffix(MANIFEST_SUFFIX) {
-                is_artifact_name(artifact) && !entry.path().join(artifact).exists()
+                ours(artifact) && !entry.path().join(artifact).exists()
             } else {
-                is_artifact_name(&name) && !manifest_path(&path).exists()
+                ours(&name) && !manifest_path(&path).exists()
             };
             if orphan {
                 fs::remove_file(&path)?;
@@ -139,8 +149,9 @@ mod tests {
         fs::write(manifest_path(&committed), b"{}").unwrap();
         fs::write(&uncommitted, b"b").unwrap();
         fs::write(manifest_path(&deleted), b"{}").unwrap();
-        // Not stowage's names: left alone.
+        // Not stowage's names, or named for another target: left alone.
         fs::write(t.join("notes.sql.zst"), b"mine").unwrap();
+        fs::write(t.join("20200101T000000Z_stray_app.sql.zst"), b"not ours").unwrap();
         fs::write(t.join("README.manifest.json"), b"mine").unwrap();
         let (_lock, removed) = open_backup_dir(&dir).unwrap();
         assert_eq!(removed, 2);
@@ -148,6 +159,7 @@ mod tests {
         assert!(!uncommitted.exists());
         assert!(!manifest_path(&deleted).exists());
         assert!(t.join("notes.sql.zst").exists() && t.join("README.manifest.json").exists());
+        assert!(t.join("20200101T000000Z_stray_app.sql.zst").exists());
         assert!(is_artifact_name("20260101T000000Z_db_app.sql.zst"));
         assert!(!is_artifact_name("20260101T000000Zdb.sql.zst"));
         fs::remove_dir_all(&dir).unwrap();
