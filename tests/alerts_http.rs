@@ -10,15 +10,6 @@ use std::process::{Command, Stdio};
 
 use common::*;
 
-struct Daemon(std::process::Child);
-
-impl Drop for Daemon {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
-
 #[test]
 fn failure_recovery_and_stale_alerts_metrics_and_api() {
     let instance = unique("alerts");

@@ -66,15 +66,6 @@ fn status_with(port: u16, path: &str, authorization: Option<&str>) -> u16 {
         .unwrap_or(0)
 }
 
-struct Daemon(std::process::Child);
-
-impl Drop for Daemon {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
-
 #[test]
 fn the_api_accepts_exactly_the_token() {
     let dir = Scratch::new("tok-api");

@@ -12,15 +12,6 @@ use std::process::Stdio;
 
 use common::*;
 
-struct Daemon(std::process::Child);
-
-impl Drop for Daemon {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
-
 /// A server that reads each request's head and answers `503 Service Unavailable`.
 fn unavailable() -> u16 {
     let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();

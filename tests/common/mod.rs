@@ -714,6 +714,16 @@ pub const S3_ACCESS_KEY: &str = "stowage-test";
 pub const S3_SECRET_KEY: &str = "s3cret-key-for-tests";
 pub const S3_BUCKET: &str = "backups";
 
+/// A `stowage run` (or any child) killed and reaped on drop, also when the test fails.
+pub struct Daemon(pub std::process::Child);
+
+impl Drop for Daemon {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
 /// A TCP port that was free a moment ago.
 pub fn free_port() -> u16 {
     std::net::TcpListener::bind("127.0.0.1:0")
