@@ -5,7 +5,6 @@
 
 mod common;
 
-use std::io::{Read, Write};
 use std::process::{Command, Stdio};
 
 use common::*;
@@ -45,25 +44,6 @@ fn a_blank_api_token_is_a_configuration_error_not_an_open_api() {
         assert_eq!(code, 2, "{name}: {out}");
         assert!(out.contains("http.token"), "{name}: {out}");
     }
-}
-
-/// A raw HTTP request with the given Authorization header (or none): the status code.
-fn status_with(port: u16, path: &str, authorization: Option<&str>) -> u16 {
-    let mut s = std::net::TcpStream::connect(("127.0.0.1", port)).unwrap();
-    let auth = authorization
-        .map(|a| format!("Authorization: {a}\r\n"))
-        .unwrap_or_default();
-    write!(
-        s,
-        "GET {path} HTTP/1.1\r\nHost: x\r\n{auth}Connection: close\r\n\r\n"
-    )
-    .unwrap();
-    let mut text = String::new();
-    let _ = s.read_to_string(&mut text);
-    text.split_whitespace()
-        .nth(1)
-        .and_then(|c| c.parse().ok())
-        .unwrap_or(0)
 }
 
 #[test]
@@ -106,7 +86,7 @@ fn the_api_accepts_exactly_the_token() {
         });
         for (auth, expected) in cases {
             assert_eq!(
-                status_with(port, "/api/targets", auth),
+                http_with_authorization(port, "GET", "/api/targets", auth).0,
                 expected,
                 "token {token:?}, Authorization {auth:?}"
             );

@@ -865,13 +865,24 @@ impl Forwarder {
 
 /// A minimal HTTP/1.1 request to 127.0.0.1:`port`: (status code, body).
 pub fn http(port: u16, method: &str, path: &str, token: Option<&str>) -> (u16, String) {
+    let auth = token.map(|t| format!("Bearer {t}"));
+    http_with_authorization(port, method, path, auth.as_deref())
+}
+
+/// [`http`] with any `Authorization` header value (or none): (status code, body).
+pub fn http_with_authorization(
+    port: u16,
+    method: &str,
+    path: &str,
+    authorization: Option<&str>,
+) -> (u16, String) {
     use std::io::{Read, Write};
     let Ok(mut s) = std::net::TcpStream::connect(("127.0.0.1", port)) else {
         return (0, String::new());
     };
     s.set_read_timeout(Some(Duration::from_secs(20))).unwrap();
-    let auth = token
-        .map(|t| format!("Authorization: Bearer {t}\r\n"))
+    let auth = authorization
+        .map(|a| format!("Authorization: {a}\r\n"))
         .unwrap_or_default();
     write!(
         s,
