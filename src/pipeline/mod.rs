@@ -10,6 +10,7 @@
 
 pub mod encryption;
 pub mod read;
+pub mod rows;
 pub mod write;
 
 use std::io::{self, Write};
