@@ -113,6 +113,7 @@ pub struct Session<'a> {
     site: Site,
     values: BTreeMap<String, String>,
     version: Option<String>,
+    image_id: Option<String>,
 }
 
 impl<'a> Session<'a> {
@@ -137,6 +138,7 @@ impl<'a> Session<'a> {
             .inspect_container(&target.container.id, None::<InspectContainerOptions>)
             .await
             .map_err(|e| fail(Step::Inspect, Failure::Exec(e.into())))?;
+        let image_id = inspected.image.clone();
         let state = inspected
             .state
             .and_then(|s| s.status)
@@ -174,6 +176,7 @@ impl<'a> Session<'a> {
             site,
             values,
             version,
+            image_id,
         })
     }
 
@@ -265,7 +268,8 @@ impl Session<'_> {
 
         let encryption = opts.encryption.clone().filter(|_| target.encrypt);
         let encryption_info = encryption.as_ref().map(|e| e.info());
-        let mut writer = PipelineWriter::start(file, opts.compression, encryption);
+        let count = target.engine.drill.as_ref().and_then(|d| d.spec.count);
+        let mut writer = PipelineWriter::start(file, opts.compression, encryption, count);
         let req = ExecRequest {
             argv: inv.argv,
             env: inv.env,
@@ -328,6 +332,7 @@ impl Session<'_> {
                 id: target.container.id.clone(),
                 name: target.container.name.clone(),
                 image: target.container.image.clone(),
+                image_id: self.image_id.clone(),
             },
             engine: target.engine.name().to_string(),
             database: database.to_string(),
@@ -350,6 +355,7 @@ impl Session<'_> {
                 encrypted: encryption_info.is_some(),
                 encryption: encryption_info,
             },
+            rows: written.rows,
         }
     }
 

@@ -77,6 +77,21 @@ impl Engine {
         )
     }
 
+    /// Renders one of the spec's other commands (a drill's ready, rows or check command).
+    pub(crate) fn command_invocation(
+        &self,
+        compiled: &spec::Compiled,
+        values: &BTreeMap<String, String>,
+    ) -> Result<Invocation, RenderError> {
+        self.render(compiled, values)
+            .map(|(argv, env, stdin)| Invocation {
+                argv,
+                env,
+                stdin,
+                dump: None,
+            })
+    }
+
     /// Renders the version command, if the spec has one.
     pub fn version_invocation(&self, values: &BTreeMap<String, String>) -> Option<Vec<String>> {
         self.version

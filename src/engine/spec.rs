@@ -41,6 +41,8 @@ pub struct EngineSpec {
     pub restore: Option<Restore>,
     /// Where the commands run when the container lacks the engine's program.
     pub helper: Option<Helper>,
+    /// How a restore drill runs (see [`super::drill`]).
+    pub drill: Option<super::drill::DrillSpec>,
 }
 
 /// A short-lived helper container for targets that lack the engine's program: made from
@@ -191,6 +193,8 @@ pub struct Engine {
     pub(crate) restore: Option<Compiled>,
     pub(crate) version: Option<Vec<Template>>,
     pub(crate) helper_owner_of: Option<Template>,
+    /// `[drill]`, compiled.
+    pub drill: Option<super::drill::Drill>,
 }
 
 /// A command with parsed templates.
@@ -260,56 +264,12 @@ impl Engine {
                 return Err(err(&format!("accounts[{i}]"), "is empty".into()));
             }
         }
-        let compile_argv = |field: &str, argv: &[String]| -> Result<Vec<Template>, SpecError> {
-            if argv.is_empty() {
-                return Err(err(field, "argv is empty".into()));
-            }
-            argv.iter()
-                .map(|a| {
-                    let t = Template::parse(a).map_err(|r| err(field, r.to_string()))?;
-                    for v in t.vars() {
-                        match spec.vars.get(v) {
-                            None => return Err(err(field, format!("{{{v}}} is not declared under [vars]"))),
-                            Some(var) if var.secret => {
-                                return Err(err(field, format!("secret {{{v}}} may not appear in argv (visible in ps and docker inspect); pass it in env")));
-                            }
-                            Some(_) => {}
-                        }
-                    }
-                    Ok(t)
-                })
-                .collect()
-        };
-        let compile_template = |field: &str, text: &str| -> Result<Template, SpecError> {
-            let t = Template::parse(text).map_err(|r| err(field, r.to_string()))?;
-            if let Some(v) = t.vars().find(|v| !spec.vars.contains_key(*v)) {
-                return Err(err(field, format!("{{{v}}} is not declared under [vars]")));
-            }
-            Ok(t)
-        };
-        let compile_env = |field: &str,
-                           vars: &BTreeMap<String, String>|
-         -> Result<Vec<(String, Template)>, SpecError> {
-            let mut env = Vec::new();
-            for (k, v) in vars {
-                let f = format!("{field}.env.{k}");
-                if k.is_empty() || k.contains('=') {
-                    return Err(err(&f, "not a valid environment variable name".into()));
-                }
-                env.push((k.clone(), compile_template(&f, v)?));
-            }
-            Ok(env)
-        };
-        let compile_stdin = |field: &str, stdin: &Option<String>| {
-            stdin
-                .as_deref()
-                .map(|s| compile_template(&format!("{field}.stdin"), s))
-                .transpose()
+        let c = Compiler {
+            spec: &spec,
+            origin,
         };
         let compile_dump = |field: &str, d: &Dump| -> Result<Compiled, SpecError> {
-            let argv = compile_argv(&format!("{field}.argv"), &d.argv)?;
-            let env = compile_env(field, &d.env)?;
-            let stdin = compile_stdin(field, &d.stdin)?;
+            let compiled = c.command(field, &d.argv, &d.env, &d.stdin)?;
             if let Some(m) = &d.complete_marker
                 && (m.is_empty() || m.len() > d.marker_window)
             {
@@ -318,7 +278,7 @@ impl Engine {
                     "must be non-empty and shorter than marker_window".into(),
                 ));
             }
-            Ok(Compiled { argv, env, stdin })
+            Ok(compiled)
         };
         let dump = compile_dump("dump", &spec.dump)?;
         let dump_all = spec
@@ -329,18 +289,12 @@ impl Engine {
         let restore = spec
             .restore
             .as_ref()
-            .map(|r| -> Result<Compiled, SpecError> {
-                Ok(Compiled {
-                    argv: compile_argv("restore.argv", &r.argv)?,
-                    env: compile_env("restore", &r.env)?,
-                    stdin: compile_stdin("restore", &r.stdin)?,
-                })
-            })
+            .map(|r| c.command("restore", &r.argv, &r.env, &r.stdin))
             .transpose()?;
         let version = spec
             .version
             .as_ref()
-            .map(|c| compile_argv("version.argv", &c.argv))
+            .map(|v| c.argv("version.argv", &v.argv))
             .transpose()?;
         let helper_owner_of = match &spec.helper {
             Some(h) => {
@@ -349,14 +303,20 @@ impl Engine {
                 }
                 h.run_as_owner_of
                     .as_deref()
-                    .map(|t| compile_template("helper.run_as_owner_of", t))
+                    .map(|t| c.template("helper.run_as_owner_of", t))
                     .transpose()?
             }
             None => None,
         };
+        let drill = spec
+            .drill
+            .as_ref()
+            .map(|d| super::drill::Drill::compile(&c, d))
+            .transpose()?;
         Ok(Self {
             spec,
             origin: origin.to_string(),
+            drill,
             dump,
             dump_all,
             restore,
@@ -376,6 +336,90 @@ impl Engine {
             .argv
             .iter()
             .any(|t| t.vars().any(|v| v == "database"))
+    }
+}
+
+/// Compiles a spec's commands, checking each `{var}` against `[vars]` and keeping secrets out
+/// of argv. Shared by every section that holds commands.
+pub(crate) struct Compiler<'a> {
+    pub spec: &'a EngineSpec,
+    pub origin: &'a str,
+}
+
+impl Compiler<'_> {
+    /// An error at `field`.
+    pub fn err(&self, field: &str, reason: String) -> SpecError {
+        SpecError {
+            origin: self.origin.to_string(),
+            field: field.to_string(),
+            reason,
+        }
+    }
+
+    /// An argv: non-empty, every variable declared, none secret.
+    pub fn argv(&self, field: &str, argv: &[String]) -> Result<Vec<Template>, SpecError> {
+        if argv.is_empty() {
+            return Err(self.err(field, "argv is empty".into()));
+        }
+        argv.iter()
+            .map(|a| {
+                let t = Template::parse(a).map_err(|r| self.err(field, r.to_string()))?;
+                for v in t.vars() {
+                    match self.spec.vars.get(v) {
+                        None => return Err(self.err(field, format!("{{{v}}} is not declared under [vars]"))),
+                        Some(var) if var.secret => {
+                            return Err(self.err(field, format!("secret {{{v}}} may not appear in argv (visible in ps and docker inspect); pass it in env")));
+                        }
+                        Some(_) => {}
+                    }
+                }
+                Ok(t)
+            })
+            .collect()
+    }
+
+    /// A template whose variables are declared (secrets allowed).
+    pub fn template(&self, field: &str, text: &str) -> Result<Template, SpecError> {
+        let t = Template::parse(text).map_err(|r| self.err(field, r.to_string()))?;
+        if let Some(v) = t.vars().find(|v| !self.spec.vars.contains_key(*v)) {
+            return Err(self.err(field, format!("{{{v}}} is not declared under [vars]")));
+        }
+        Ok(t)
+    }
+
+    /// An `env` table.
+    pub fn env(
+        &self,
+        field: &str,
+        vars: &BTreeMap<String, String>,
+    ) -> Result<Vec<(String, Template)>, SpecError> {
+        let mut env = Vec::new();
+        for (k, v) in vars {
+            let f = format!("{field}.env.{k}");
+            if k.is_empty() || k.contains('=') {
+                return Err(self.err(&f, "not a valid environment variable name".into()));
+            }
+            env.push((k.clone(), self.template(&f, v)?));
+        }
+        Ok(env)
+    }
+
+    /// A whole command: argv, env and stdin line.
+    pub fn command(
+        &self,
+        field: &str,
+        argv: &[String],
+        env: &BTreeMap<String, String>,
+        stdin: &Option<String>,
+    ) -> Result<Compiled, SpecError> {
+        Ok(Compiled {
+            argv: self.argv(&format!("{field}.argv"), argv)?,
+            env: self.env(field, env)?,
+            stdin: stdin
+                .as_deref()
+                .map(|s| self.template(&format!("{field}.stdin"), s))
+                .transpose()?,
+        })
     }
 }
 

@@ -11,6 +11,7 @@
 //! manifest is visibly incomplete. Temp files that a crash left behind are removed at
 //! start-up, under a lock so that one stowage process never removes another's temp files.
 
+use std::collections::BTreeMap;
 use std::fs::{self, File, OpenOptions};
 use std::io::{self, Write};
 use std::path::{Path, PathBuf};
@@ -56,6 +57,10 @@ pub struct Manifest {
     pub raw: Content,
     /// The stored file.
     pub stored: Stored,
+    /// Rows per table, counted from the dump as it streamed (engines with `[drill] count`);
+    /// compared with the previous backup to catch a database that shrank.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub rows: Option<BTreeMap<String, u64>>,
 }
 
 /// The container an artifact came from.
@@ -67,6 +72,9 @@ pub struct ContainerRef {
     pub name: String,
     /// Image reference.
     pub image: String,
+    /// The image's ID (`sha256:…`), which a restore drill starts its container from.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub image_id: Option<String>,
 }
 
 /// Size and hash of a byte stream.

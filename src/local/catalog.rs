@@ -225,6 +225,7 @@ mod tests {
                 id: "i".into(),
                 name: "db".into(),
                 image: "postgres".into(),
+                image_id: None,
             },
             engine: "postgres".into(),
             database: "app".into(),
@@ -244,6 +245,7 @@ mod tests {
                 encrypted: false,
                 encryption: None,
             },
+            rows: None,
         }
     }
 

@@ -83,7 +83,7 @@ mod tests {
             level: 3,
             threads: 0,
         };
-        let mut w = PipelineWriter::start(File::create(&path).unwrap(), compression, None);
+        let mut w = PipelineWriter::start(File::create(&path).unwrap(), compression, None, None);
         let data: Vec<u8> = (0..400_000u32).flat_map(|i| i.to_le_bytes()).collect();
         w.write(Bytes::from(data.clone())).await.unwrap();
         let written = w.finish().await.unwrap();

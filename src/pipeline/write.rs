@@ -5,6 +5,7 @@
 //! compressor is slower than the dump, the channel fills, `write` waits, the exec stream is not
 //! read, and the dump tool blocks on its pipe.
 
+use std::collections::BTreeMap;
 use std::fs::File;
 use std::io::{self, Write};
 use std::sync::Arc;
@@ -14,6 +15,7 @@ use tokio::sync::mpsc;
 use tokio::task::JoinHandle;
 
 use super::encryption::Encryption;
+use super::rows::{RowCounter, RowFormat};
 use super::{BLOCK_SIZE, CHANNEL_BLOCKS, Compression, HashingWriter};
 
 /// Sizes and hashes of what was written.
@@ -27,6 +29,8 @@ pub struct Written {
     pub stored_bytes: u64,
     /// Hex sha256 of the file.
     pub stored_sha256: String,
+    /// Rows per table, when counting was asked for (see [`super::rows`]).
+    pub rows: Option<BTreeMap<String, u64>>,
 }
 
 enum Msg {
@@ -43,10 +47,19 @@ pub struct PipelineWriter {
 }
 
 impl PipelineWriter {
-    /// Starts the writer thread on an open, empty file; encrypts when `encryption` is given.
-    pub fn start(file: File, settings: Compression, encryption: Option<Arc<Encryption>>) -> Self {
+    /// Starts the writer thread on an open, empty file; encrypts when `encryption` is given,
+    /// counts rows per table when `rows` names the dump's format (on the writer thread, so
+    /// counting never holds up the exec stream's async side).
+    pub fn start(
+        file: File,
+        settings: Compression,
+        encryption: Option<Arc<Encryption>>,
+        rows: Option<RowFormat>,
+    ) -> Self {
         let (tx, rx) = mpsc::channel(CHANNEL_BLOCKS);
-        let task = tokio::task::spawn_blocking(move || write_all(file, settings, encryption, rx));
+        let counter = rows.map(RowCounter::new);
+        let task =
+            tokio::task::spawn_blocking(move || write_all(file, settings, encryption, counter, rx));
         Self {
             tx,
             task,
@@ -132,6 +145,7 @@ fn write_all(
     file: File,
     settings: Compression,
     encryption: Option<Arc<Encryption>>,
+    mut counter: Option<RowCounter>,
     mut rx: mpsc::Receiver<Msg>,
 ) -> io::Result<Written> {
     let stored = HashingWriter::new(file);
@@ -147,7 +161,12 @@ fn write_all(
     let mut raw = HashingWriter::new(encoder);
     loop {
         match rx.blocking_recv() {
-            Some(Msg::Data(chunk)) => raw.write_all(&chunk)?,
+            Some(Msg::Data(chunk)) => {
+                raw.write_all(&chunk)?;
+                if let Some(c) = &mut counter {
+                    c.feed(&chunk);
+                }
+            }
             Some(Msg::Finish) => break,
             None => return Err(io::Error::other("pipeline abandoned")),
         }
@@ -161,6 +180,7 @@ fn write_all(
         raw_sha256,
         stored_bytes,
         stored_sha256,
+        rows: counter.map(|c| c.finish().0),
     })
 }
 
@@ -181,6 +201,7 @@ mod tests {
                 level: 3,
                 threads: 0,
             },
+            None,
             None,
         );
         let mut expected = Vec::new();
