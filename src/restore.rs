@@ -8,6 +8,7 @@
 //! and a slow database slows the reader down). The exec's output is drained at the same time
 //! so the restore tool can never block on a full stdout.
 
+use std::collections::BTreeMap;
 use std::fs::File;
 use std::io;
 use std::path::Path;
@@ -24,12 +25,13 @@ use crate::discover::labels::{self, Labels};
 use crate::docker::exec::{ExecRequest, ExecStream};
 use crate::engine::resolve::resolve_values;
 use crate::engine::site::Site;
-use crate::engine::{Registry, choose_vars};
+use crate::engine::{Engine, Registry, choose_vars};
 use crate::error::{Temporary, io_is_temporary};
 use crate::local::artifact::Manifest;
 use crate::local::catalog::{self, VerifyError};
 use crate::pipeline::encryption::{EncryptionError, Identities};
-use crate::pipeline::read::{self, Decryption};
+use crate::pipeline::read::{self, Decryption, ReadSummary};
+use crate::pipeline::rows::RowFormat;
 use crate::secret::Secret;
 
 const PROGRESS_EVERY: Duration = Duration::from_secs(10);
@@ -92,6 +94,8 @@ pub struct Restored {
     pub raw_bytes: u64,
     /// How long it took.
     pub elapsed: Duration,
+    /// Rows per table the dump held, when [`Request::rows`] asked for them.
+    pub rows: Option<BTreeMap<String, u64>>,
 }
 
 /// What to restore where.
@@ -106,6 +110,8 @@ pub struct Request<'a> {
     pub helper_image: Option<&'a str>,
     /// Keys for encrypted artifacts.
     pub identities: Arc<Identities>,
+    /// Count the dump's rows per table as it is fed in (a drill), in this format.
+    pub rows: Option<RowFormat>,
 }
 
 /// Restores an artifact as `req` says.
@@ -121,6 +127,7 @@ pub async fn restore(
         container,
         database,
         helper_image,
+        rows,
         ..
     } = *req;
     let err = |step, cause: Cause| RestoreError {
@@ -154,33 +161,9 @@ pub async fn restore(
     labels::check_argument("--database", &database)
         .map_err(|e| refused("choosing the database", e.to_string()))?;
 
-    let inspected = docker
-        .inspect_container(container, None::<InspectContainerOptions>)
+    let (info, values) = container_values(docker, engine, container, &database, &manifest.database)
         .await
-        .map_err(|e| err("finding the container", Cause::Docker(e)))?;
-    let info = ContainerInfo::from_inspect(inspected, container.to_string());
-    if !info.is_running() {
-        return Err(err(
-            "finding the container",
-            Cause::Failure(Failure::NotRunning(info.state.clone())),
-        ));
-    }
-    let mut own_labels = Labels::parse(&info.labels).unwrap_or_default();
-    // The database is the one asked for, whatever the container's labels say.
-    own_labels.database = (!whole).then(|| database.clone());
-    let vars = choose_vars(engine, &own_labels, &info)
-        .map_err(|e| refused("reading credentials", e.to_string()))?;
-    let mut values = resolve_values(docker, &info.id, engine, &vars)
-        .await
-        .map_err(|e| err("reading credentials", Cause::Failure(Failure::Resolve(e))))?;
-    if whole {
-        values.remove("database");
-    } else {
-        values.insert("database".into(), database.clone());
-        if manifest.database != "all" {
-            values.insert("source_database".into(), manifest.database.clone());
-        }
-    }
+        .map_err(|(s, c)| err(s, c))?;
     let inv = engine
         .restore_invocation(&values)
         .ok_or_else(|| {
@@ -214,18 +197,19 @@ pub async fn restore(
         let stream = ExecStream::start(docker, &site.container_id, &req)
             .await
             .map_err(|e| err("starting the restore", Cause::Failure(Failure::Exec(e))))?;
-        feed(stream, inv.stdin, artifact, decryption, &manifest, &tool)
+        feed(stream, inv.stdin, artifact, (decryption, rows), &manifest, &tool)
             .await
             .map_err(|(step, cause)| err(step, cause))
     }
     .await;
     site.remove(docker).await;
-    let (raw_bytes, elapsed) = result?;
-    tracing::info!(container = %info.name, database, raw_bytes, seconds = elapsed.as_secs_f64(), "restore complete");
+    let (read, elapsed) = result?;
+    tracing::info!(container = %info.name, database, raw_bytes = read.bytes, seconds = elapsed.as_secs_f64(), "restore complete");
     Ok(Restored {
         database,
-        raw_bytes,
+        raw_bytes: read.bytes,
         elapsed,
+        rows: read.rows,
     })
 }
 
@@ -273,13 +257,13 @@ async fn feed(
     mut stream: ExecStream,
     first: Option<Secret>,
     artifact: &Path,
-    decryption: Option<Decryption>,
+    (decryption, rows): (Option<Decryption>, Option<RowFormat>),
     manifest: &Manifest,
     tool: &str,
-) -> Result<(u64, Duration), (&'static str, Cause)> {
+) -> Result<(ReadSummary, Duration), (&'static str, Cause)> {
     let started = Instant::now();
     let mut stdin = stream.take_stdin().expect("requested a stdin");
-    let (mut rx, reader) = read::spawn(artifact, decryption);
+    let (mut rx, reader) = read::spawn(artifact, decryption, rows);
     let feed = async {
         if let Some(line) = &first {
             stdin.write_all(line.expose().as_bytes()).await?;
@@ -320,11 +304,12 @@ async fn feed(
         let e = io::Error::new(e.kind(), format!("writing to the restore command: {e}"));
         ("restoring", Cause::Io(e))
     })?;
-    let (raw_bytes, raw_sha256) = reader
+    let read = reader
         .await
         .map_err(|e| ("restoring", Cause::Io(io::Error::other(e))))?
         .map_err(|e| ("reading the artifact", Cause::Io(e)))?;
-    if raw_bytes != sent || raw_sha256 != manifest.raw.sha256 {
+    let (raw_bytes, raw_sha256) = (read.bytes, &read.sha256);
+    if raw_bytes != sent || *raw_sha256 != manifest.raw.sha256 {
         return Err((
             "checking what was restored",
             Cause::Refused(format!(
@@ -333,5 +318,46 @@ async fn feed(
             )),
         ));
     }
-    Ok((raw_bytes, started.elapsed()))
+    Ok((read, started.elapsed()))
+}
+
+/// Inspects the container a restore goes to and resolves its engine variables exactly as a
+/// backup would (its labels, then its environment), with `database` (or every database, for
+/// `all`) as the one restored into. A drill uses it for its own commands too.
+pub async fn container_values(
+    docker: &Docker,
+    engine: &Engine,
+    container: &str,
+    database: &str,
+    source_database: &str,
+) -> Result<(ContainerInfo, BTreeMap<String, String>), (&'static str, Cause)> {
+    let whole = database == "all";
+    let inspected = docker
+        .inspect_container(container, None::<InspectContainerOptions>)
+        .await
+        .map_err(|e| ("finding the container", Cause::Docker(e)))?;
+    let info = ContainerInfo::from_inspect(inspected, container.to_string());
+    if !info.is_running() {
+        return Err((
+            "finding the container",
+            Cause::Failure(Failure::NotRunning(info.state.clone())),
+        ));
+    }
+    let mut own_labels = Labels::parse(&info.labels).unwrap_or_default();
+    // The database is the one asked for, whatever the container's labels say.
+    own_labels.database = (!whole).then(|| database.to_string());
+    let vars = choose_vars(engine, &own_labels, &info)
+        .map_err(|e| ("reading credentials", Cause::Refused(e.to_string())))?;
+    let mut values = resolve_values(docker, &info.id, engine, &vars)
+        .await
+        .map_err(|e| ("reading credentials", Cause::Failure(Failure::Resolve(e))))?;
+    if whole {
+        values.remove("database");
+    } else {
+        values.insert("database".into(), database.to_string());
+        if source_database != "all" {
+            values.insert("source_database".into(), source_database.to_string());
+        }
+    }
+    Ok((info, values))
 }

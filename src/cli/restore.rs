@@ -56,6 +56,7 @@ pub(super) async fn cmd_restore(
         database,
         helper_image: config.helper_image.as_deref(),
         identities: Arc::new(identities),
+        rows: None,
     };
     let result = restore::restore(&docker, &l.checked.registry, &req).await;
     if let Some(dir) = fetched {

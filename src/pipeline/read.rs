@@ -5,6 +5,7 @@
 //! thread and waits while the channel is full, so a slow database slows the reader down and
 //! memory stays bounded.
 
+use std::collections::BTreeMap;
 use std::fs::File;
 use std::io::{self, Read};
 use std::path::{Path, PathBuf};
@@ -16,29 +17,49 @@ use tokio::sync::mpsc;
 use tokio::task::JoinHandle;
 
 use super::encryption::{EncryptionInfo, Identities};
+use super::rows::{RowCounter, RowFormat};
 use super::{BLOCK_SIZE, CHANNEL_BLOCKS};
 
 /// The keys for an encrypted artifact and what its manifest says about them.
 pub type Decryption = (Arc<Identities>, Option<EncryptionInfo>);
 
-/// What the reader thread found: raw bytes and their hex sha256.
-pub type ReadDone = io::Result<(u64, String)>;
+/// What the reader thread found.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ReadSummary {
+    /// Raw bytes.
+    pub bytes: u64,
+    /// Their hex sha256.
+    pub sha256: String,
+    /// Rows per table, when counting was asked for.
+    pub rows: Option<BTreeMap<String, u64>>,
+}
+
+/// The reader thread's result.
+pub type ReadDone = io::Result<ReadSummary>;
 
 /// Starts reading `path` on a blocking thread; the blocks arrive on the receiver, the sizes
-/// and hash when the handle completes.
+/// and hash (and row counts, when `rows` names the dump's format) when the handle completes.
+/// Counting runs on the reader thread, beside decompression.
 pub fn spawn(
     path: &Path,
     decryption: Option<Decryption>,
+    rows: Option<RowFormat>,
 ) -> (mpsc::Receiver<Bytes>, JoinHandle<ReadDone>) {
     let (tx, rx) = mpsc::channel::<Bytes>(CHANNEL_BLOCKS);
     let path: PathBuf = path.to_path_buf();
-    let task = tokio::task::spawn_blocking(move || decompress(&path, decryption, tx));
+    let counter = rows.map(RowCounter::new);
+    let task = tokio::task::spawn_blocking(move || decompress(&path, decryption, counter, tx));
     (rx, task)
 }
 
 /// Reads (decrypts) and decompresses the artifact into blocks; returns the raw size and
 /// sha256.
-fn decompress(path: &Path, decryption: Option<Decryption>, tx: mpsc::Sender<Bytes>) -> ReadDone {
+fn decompress(
+    path: &Path,
+    decryption: Option<Decryption>,
+    mut counter: Option<RowCounter>,
+    tx: mpsc::Sender<Bytes>,
+) -> ReadDone {
     let file = io::BufReader::new(File::open(path)?);
     let input: Box<dyn Read> = match decryption {
         Some((ids, info)) => Box::new(ids.open(file, info.as_ref()).map_err(io::Error::other)?),
@@ -58,10 +79,17 @@ fn decompress(path: &Path, decryption: Option<Decryption>, tx: mpsc::Sender<Byte
             filled += n;
         }
         if filled == 0 {
-            return Ok((total, hex::encode(hasher.finalize())));
+            return Ok(ReadSummary {
+                bytes: total,
+                sha256: hex::encode(hasher.finalize()),
+                rows: counter.map(|c| c.finish().0),
+            });
         }
         block.truncate(filled);
         hasher.update(&block);
+        if let Some(c) = &mut counter {
+            c.feed(&block);
+        }
         total += filled as u64;
         if tx.blocking_send(Bytes::from(block)).is_err() {
             return Err(io::Error::other("the restore stopped reading"));
@@ -87,15 +115,15 @@ mod tests {
         let data: Vec<u8> = (0..400_000u32).flat_map(|i| i.to_le_bytes()).collect();
         w.write(Bytes::from(data.clone())).await.unwrap();
         let written = w.finish().await.unwrap();
-        let (mut rx, task) = spawn(&path, None);
+        let (mut rx, task) = spawn(&path, None, None);
         let mut back = Vec::new();
         while let Some(block) = rx.recv().await {
             assert!(block.len() <= BLOCK_SIZE);
             back.extend_from_slice(&block);
         }
-        let (bytes, sha) = task.await.unwrap().unwrap();
+        let read = task.await.unwrap().unwrap();
         assert_eq!(back, data);
-        assert_eq!((bytes, sha), (written.raw_bytes, written.raw_sha256));
+        assert_eq!((read.bytes, read.sha256), (written.raw_bytes, written.raw_sha256));
         std::fs::remove_dir_all(&dir).unwrap();
     }
 }
