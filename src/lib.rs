@@ -20,6 +20,8 @@
 //! - [`remote`]: object storage: verified uploads, the copies each storage holds, replication.
 //! - [`backup`]: one database of one target, from exec to committed artifact.
 //! - [`restore`]: an artifact back into a container, verified first.
+//! - [`drill`]: restore drills: the newest artifact into a throwaway container, its rows and
+//!   checks compared, a record written.
 //! - [`job`]: one target's run (each database, local retention, upload), target selection
 //!   and the concurrency limit; the CLI and the daemon both run targets through it.
 //! - [`daemon`]: `stowage run`: scheduling, status, metrics, HTTP, alerts.
@@ -35,6 +37,7 @@ pub mod config;
 pub mod daemon;
 pub mod discover;
 pub mod docker;
+pub mod drill;
 pub mod engine;
 pub mod error;
 pub mod error_text;

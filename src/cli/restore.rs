@@ -57,6 +57,7 @@ pub(super) async fn cmd_restore(
         helper_image: config.helper_image.as_deref(),
         identities: Arc::new(identities),
         rows: None,
+        verified: false,
     };
     let result = restore::restore(&docker, &l.checked.registry, &req).await;
     if let Some(dir) = fetched {

@@ -247,7 +247,7 @@ impl Site {
 
 /// The image of the container stowage runs in, found by its hostname (Docker sets it to the
 /// container ID's prefix unless the user chose another).
-async fn own_image(docker: &Docker) -> Option<String> {
+pub async fn own_image(docker: &Docker) -> Option<String> {
     let hostname = std::fs::read_to_string("/etc/hostname").ok()?;
     let own = docker
         .inspect_container(hostname.trim(), None::<InspectContainerOptions>)

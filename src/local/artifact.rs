@@ -29,6 +29,19 @@ pub const LOCK_FILE: &str = ".stowage.lock";
 /// Suffix of manifests (after the artifact's own name).
 pub const MANIFEST_SUFFIX: &str = ".json";
 
+/// Suffix of a restore drill's record (after the artifact's own name), see
+/// [`crate::drill::record`]. Not a manifest, although it also ends in `.json`.
+pub const DRILL_SUFFIX: &str = ".drill.json";
+
+/// The artifact a manifest's file name belongs to (`None` for other names, drill records
+/// included).
+pub fn manifest_of(name: &str) -> Option<&str> {
+    if name.ends_with(DRILL_SUFFIX) {
+        return None;
+    }
+    name.strip_suffix(MANIFEST_SUFFIX)
+}
+
 /// The manifest version this stowage writes.
 pub const MANIFEST_FORMAT: u32 = 1;
 

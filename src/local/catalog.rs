@@ -100,7 +100,7 @@ pub fn list(backup_dir: &Path, targets: &[String]) -> io::Result<Vec<Listed>> {
             .collect();
         names.sort();
         for name in &names {
-            let (path, manifest_path) = if let Some(artifact) = name.strip_suffix(MANIFEST_SUFFIX) {
+            let (path, manifest_path) = if let Some(artifact) = artifact::manifest_of(name) {
                 (dir.path().join(artifact), dir.path().join(name))
             } else if (name.ends_with(".zst") || name.ends_with(".zst.age"))
                 && !names.contains(&format!("{name}{MANIFEST_SUFFIX}"))

@@ -10,7 +10,7 @@ use std::io;
 use std::path::Path;
 
 use super::artifact::{
-    LOCK_FILE, MANIFEST_SUFFIX, TEMP_SUFFIX, is_artifact_name, manifest_path, sync_dir,
+    LOCK_FILE, TEMP_SUFFIX, is_artifact_name, manifest_path, sync_dir,
 };
 
 /// Holds a shared lock on the backup directory for the life of the process.
@@ -94,7 +94,7 @@ fn remove_uncommitted(backup_dir: &Path) -> io::Result<usize> {
             }
             let name = file.file_name().to_string_lossy().into_owned();
             let path = file.path();
-            let orphan = if let Some(artifact) = name.strip_suffix(MANIFEST_SUFFIX) {
+            let orphan = if let Some(artifact) = crate::local::artifact::manifest_of(&name) {
                 ours(artifact) && !entry.path().join(artifact).exists()
             } else {
                 ours(&name) && !manifest_path(&path).exists()

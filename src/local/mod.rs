@@ -12,4 +12,5 @@ pub mod artifact;
 pub mod catalog;
 pub mod cleanup;
 pub mod prune;
+pub mod shrink;
 pub mod space;

@@ -137,6 +137,10 @@ pub fn apply(plan: &TargetPlan) -> io::Result<usize> {
         fs::remove_file(&p.path).map_err(with_path)?;
         crate::fault::point("retention:artifact-deleted");
         fs::remove_file(&manifest).map_err(with_path)?;
+        // The artifact's drill record goes with it (there may be none).
+        let mut record = p.path.clone().into_os_string();
+        record.push(artifact::DRILL_SUFFIX);
+        let _ = fs::remove_file(record);
         tracing::info!(target = %plan.target, artifact = %p.path.display(), database = %p.manifest.database, "retention: deleted");
         removed += 1;
         dir = p.path.parent().map(Path::to_path_buf);

@@ -24,7 +24,7 @@ impl Held {
     /// The artifact files with a complete copy.
     pub fn complete(&self) -> impl Iterator<Item = &str> {
         self.objects.keys().filter_map(|name| {
-            let file = name.strip_suffix(MANIFEST_SUFFIX)?;
+            let file = artifact::manifest_of(name)?;
             self.objects.contains_key(file).then_some(file)
         })
     }
