@@ -5,6 +5,8 @@
 use std::sync::Arc;
 
 use crate::backup;
+use crate::drill;
+use crate::pipeline::encryption::{EncryptionError, Identities};
 use crate::config::{Checked, Config};
 use crate::daemon;
 use crate::docker::{self, ConnectError};
@@ -13,7 +15,7 @@ use crate::job;
 /// Connects to Docker and builds the job context from a checked configuration.
 pub async fn context(config: &Config, checked: &Checked) -> Result<job::Context, ConnectError> {
     let docker = docker::connect().await?;
-    Ok(job::Context::new(
+    let mut ctx = job::Context::new(
         docker,
         backup::Options {
             backup_dir: config.backup_dir.clone(),
@@ -29,6 +31,34 @@ pub async fn context(config: &Config, checked: &Checked) -> Result<job::Context,
         config.retention.clone(),
         config.instance.clone(),
         config.daemon.max_concurrent,
+    );
+    ctx.drill_schedule = checked.drill_schedule.clone();
+    ctx.shrink_alert = config.drill.shrink_alert;
+    Ok(ctx)
+}
+
+/// What drills need, from the job context and the configuration: the keys to open encrypted
+/// artifacts (`encryption.identity_files`, `encryption.passphrase`) are loaded here.
+pub fn drill_context(
+    config: &Config,
+    job: &job::Context,
+) -> Result<drill::Context, EncryptionError> {
+    let identities = Identities::load(
+        &config.encryption.identity_files,
+        config.encryption.passphrase.as_ref(),
+    )?;
+    Ok(drill::Context::new(
+        job.docker.clone(),
+        job.registry.clone(),
+        config.backup_dir.clone(),
+        config.helper_image.clone(),
+        Arc::new(identities),
+        job.storages.clone(),
+        (
+            std::time::Duration::from_secs(config.drill.timeout),
+            config.drill.memory_bytes().unwrap_or(0),
+        ),
+        config.drill.max_concurrent,
     ))
 }
 

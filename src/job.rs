@@ -18,6 +18,7 @@ use crate::backup::{self, BackupError, Outcome, Session};
 use crate::discover::{self, DiscoveryError};
 use crate::engine::Registry;
 use crate::local::prune;
+use crate::local::shrink::{self, Shrink};
 use crate::plan::{self, Defaults, Entry, Target};
 use crate::remote::config::Storages;
 use crate::remote::replicate;
@@ -43,6 +44,10 @@ pub struct Context {
     pub retention: Policy,
     /// Config `instance`: only containers labelled for it are targets.
     pub instance: Option<String>,
+    /// Config `drill.schedule` (`None`: off).
+    pub drill_schedule: Option<Schedule>,
+    /// Config `drill.shrink_alert`: the drop that makes a backup suspicious (0: off).
+    pub shrink_alert: f64,
     permits: Arc<Semaphore>,
 }
 
@@ -69,6 +74,8 @@ impl Context {
             schedule,
             retention,
             instance,
+            drill_schedule: None,
+            shrink_alert: 0.0,
             permits: Arc::new(Semaphore::new(max_concurrent)),
         }
     }
@@ -87,6 +94,7 @@ impl Context {
         Defaults {
             registry: &self.registry,
             schedule: &self.schedule,
+            drill: self.drill_schedule.as_ref(),
             encryption: self.backup.encryption.is_some(),
             retention: &self.retention,
             storages: &self.storages,
@@ -110,6 +118,8 @@ pub struct TargetRun {
     pub replication: Option<replicate::Report>,
     /// Local retention after a success: artifacts deleted, or why it failed.
     pub local_retention: Option<Result<usize, std::io::Error>>,
+    /// New backups much smaller than the previous ones (see [`crate::local::shrink`]).
+    pub shrinks: Vec<Shrink>,
 }
 
 impl TargetRun {
@@ -152,10 +162,12 @@ pub async fn run_target(ctx: &Context, target: &Target) -> TargetRun {
             ),
         }
     }
+    let shrinks = shrinks(ctx, target, &backups).await;
     let mut run = TargetRun {
         backups,
         replication: None,
         local_retention: None,
+        shrinks,
     };
     if run.backups.iter().any(Result::is_ok) {
         run.local_retention = apply_retention(ctx, target).await;
@@ -164,6 +176,28 @@ pub async fn run_target(ctx: &Context, target: &Target) -> TargetRun {
         }
     }
     run
+}
+
+/// Compares each new backup with the previous one of its database; logs what shrank.
+async fn shrinks(
+    ctx: &Context,
+    target: &Target,
+    backups: &[Result<Outcome, BackupError>],
+) -> Vec<Shrink> {
+    let mut out = Vec::new();
+    for o in backups.iter().flatten() {
+        let (dir, manifest, limit) = (ctx.backup.backup_dir.clone(), o.manifest.clone(), ctx.shrink_alert);
+        match tokio::task::spawn_blocking(move || shrink::check_and_remember(&dir, &manifest, limit)).await {
+            Ok(Ok(Some(s))) => {
+                tracing::warn!(target = %target.name, database = %s.database, artifact = %s.artifact, "suspicious shrink: {}", s.message);
+                out.push(s);
+            }
+            Ok(Ok(None)) => {}
+            Ok(Err(e)) => tracing::warn!(target = %target.name, "could not compare the backup with the previous one: {e}"),
+            Err(e) => tracing::warn!(target = %target.name, "could not compare the backup with the previous one: {e}"),
+        }
+    }
+    out
 }
 
 /// The upload pass of one target: uploads what its storages lack, applies retention there,
@@ -300,6 +334,7 @@ mod tests {
             &Defaults {
                 registry: &registry,
                 schedule: &Schedule::parse("0 3 * * *").unwrap(),
+                drill: None,
                 encryption: false,
                 retention: &Policy::default(),
                 storages: &Storages::default(),

@@ -8,6 +8,7 @@
 //! logic lives here: running targets is [`crate::job`]'s, the daemon is [`crate::daemon`].
 
 mod artifacts;
+mod drill;
 mod print;
 mod restore;
 mod targets;
@@ -78,6 +79,12 @@ pub enum Command {
         /// encryption.identity_files).
         #[arg(long, value_name = "FILE")]
         identity: Vec<PathBuf>,
+    },
+    /// Restore drills now: restore each target's newest artifact into a throwaway container
+    /// and check its data (exit 1 if a drill failed). Of some targets, or all.
+    Drill {
+        /// Targets to drill; all when none is given.
+        targets: Vec<String>,
     },
     /// Re-hash artifacts against their manifests (of some targets, or all).
     Verify {
@@ -157,6 +164,7 @@ async fn dispatch(command: Command, l: Loaded) -> anyhow::Result<ExitCode> {
             identity,
         } => restore::cmd_restore(&l, &artifact, &to, database.as_deref(), identity).await,
         Command::Verify { targets } => artifacts::cmd_verify(&l, &targets).await,
+        Command::Drill { targets } => drill::cmd_drill(&l, &targets).await,
         Command::Backup { targets } => targets::cmd_backup(&l, &targets).await,
         Command::Run => targets::cmd_run(&l).await,
         Command::AlertTest => targets::cmd_alert_test(&l).await,

@@ -59,7 +59,9 @@ pub(super) async fn cmd_backup(l: &Loaded, wanted: &[String]) -> anyhow::Result<
             "no labelled containers to back up: add the label stowage.enable=true to a database container"
         );
     }
-    for run in job::run_all(&ctx, &selection.targets).await {
+    let notifier = Notifier::new(l.checked.channels.clone(), Metrics::new());
+    let runs = job::run_all(&ctx, &selection.targets).await;
+    for (target, run) in selection.targets.iter().zip(runs) {
         for r in &run.backups {
             match r {
                 Ok(o) => println!("{}", o.artifact.display()),
@@ -68,6 +70,10 @@ pub(super) async fn cmd_backup(l: &Loaded, wanted: &[String]) -> anyhow::Result<
         }
         // Failed uploads are logged with the storage and key, and retried next time.
         failed |= run.replication.is_some_and(|r| !r.failures.is_empty());
+        for shrink in &run.shrinks {
+            let event = Event::shrink(target, shrink, l.config.instance.clone());
+            super::drill::deliver(&notifier, &event).await;
+        }
     }
     Ok(exit(failed))
 }
@@ -104,7 +110,7 @@ pub(super) async fn cmd_alert_test(l: &Loaded) -> anyhow::Result<ExitCode> {
 }
 
 /// Completes on SIGTERM or SIGINT.
-async fn shutdown_signal() {
+pub(super) async fn shutdown_signal() {
     use tokio::signal::unix::{SignalKind, signal};
     let mut term = signal(SignalKind::terminate()).expect("installing a SIGTERM handler");
     let mut int = signal(SignalKind::interrupt()).expect("installing a SIGINT handler");

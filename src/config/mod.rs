@@ -22,6 +22,7 @@ use figment::providers::{Env, Format, Serialized, Toml};
 use serde::Deserialize;
 
 use crate::daemon::DaemonConfig;
+use crate::drill::config::DrillConfig;
 use crate::daemon::alerts::{AlertsConfig, Channels};
 use crate::daemon::http::HttpConfig;
 use crate::engine::Registry;
@@ -84,6 +85,9 @@ pub struct Config {
     /// Webhooks, email and staleness.
     #[serde(default)]
     pub alerts: AlertsConfig,
+    /// `[drill]`: restore drills and shrink detection.
+    #[serde(default)]
+    pub drill: DrillConfig,
 }
 
 /// Config keys whose last segment names a secret. For each, `STOWAGE_<KEY>_FILE` names a file
@@ -195,6 +199,8 @@ pub struct Checked {
     pub channels: Channels,
     /// The default schedule, in the configured zone.
     pub schedule: Schedule,
+    /// The default drill schedule, in the configured zone (`None`: off).
+    pub drill_schedule: Option<Schedule>,
 }
 
 impl Config {
@@ -258,6 +264,7 @@ impl Config {
             self.compression.problems(),
             self.daemon.problems(),
             self.http.problems(),
+            self.drill.problems(),
         ]
         .into_iter()
         .flatten()
@@ -299,13 +306,19 @@ impl Config {
         for (key, reason) in self.value_problems() {
             add(&key, reason);
         }
-        let schedule = match crate::schedule::zone(self.timezone.as_deref()) {
-            Ok(zone) => Schedule::parse_in(&self.schedule, zone)
-                .map_err(|e| add("schedule", e.to_string()))
-                .ok(),
+        let (schedule, drill_schedule) = match crate::schedule::zone(self.timezone.as_deref()) {
+            Ok(zone) => (
+                Schedule::parse_in(&self.schedule, zone)
+                    .map_err(|e| add("schedule", e.to_string()))
+                    .ok(),
+                self.drill
+                    .schedule_in(zone)
+                    .map_err(|e| add("drill.schedule", format!("{e} (or \"off\")")))
+                    .ok(),
+            ),
             Err(e) => {
                 add("timezone", e.to_string());
-                None
+                (None, None)
             }
         };
         let registry = Registry::with_dir(self.engines_dir.as_deref())
@@ -342,6 +355,7 @@ impl Config {
                     storages: Arc::new(storages),
                     channels,
                     schedule,
+                    drill_schedule: drill_schedule.flatten(),
                 })
             }
             _ => Err(ConfigError::Invalid(problems)),

@@ -257,6 +257,7 @@ mod tests {
             &Defaults {
                 registry: &Registry::builtin().unwrap(),
                 schedule: &Schedule::parse_in("0 3 * * *", zone).unwrap(),
+                drill: None,
                 encryption: false,
                 retention: &Policy::default(),
                 storages: &Storages::default(),

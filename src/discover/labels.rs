@@ -29,7 +29,7 @@ pub const BAKTAINER: [(&str, &str); 6] = [
 pub const BAKTAINER_ENABLE: &str = "baktainer.backup";
 
 /// Labels with a fixed meaning; any other `stowage.<key>` is an engine variable.
-pub const CORE_KEYS: [&str; 10] = [
+pub const CORE_KEYS: [&str; 11] = [
     "enable",
     "engine",
     "name",
@@ -40,6 +40,7 @@ pub const CORE_KEYS: [&str; 10] = [
     "retention",
     "storage",
     "ping_url",
+    "drill",
 ];
 
 /// The parsed labels of one container.
@@ -63,6 +64,8 @@ pub struct Labels {
     pub storage: Option<String>,
     /// `stowage.ping_url`: a healthchecks-style URL pinged on start, success and failure.
     pub ping_url: Option<String>,
+    /// `stowage.drill`: `false` (no restore drills), `true`, or a cron line for them.
+    pub drill: Option<String>,
     /// Every other `stowage.<key>` label: engine variables such as `user`, `password`,
     /// `password_file`. Keys without the prefix.
     pub vars: BTreeMap<String, LabelValue>,
@@ -167,6 +170,7 @@ impl Labels {
                     out.name = Some(value)
                 }
                 "schedule" => out.schedule = Some(value),
+                "drill" => out.drill = Some(value),
                 "instance" => {}
                 "database" => {
                     for db in value.split(',') {

@@ -98,9 +98,19 @@ async fn stopped(mut stop: Stop) {
     }
 }
 
-/// Drills the newest artifact of each of `target`'s databases, one after the other; returns
-/// their records (already written). The caller holds a `daemon.max_concurrent` slot.
-pub async fn drill_target(ctx: &Context, target: &Target, stop: Stop) -> Vec<Record> {
+/// One drill's record, and whether the drill of the same database before it had failed (a
+/// pass after a failure is a recovery).
+#[derive(Debug, Clone)]
+pub struct Drilled {
+    /// The record (already written).
+    pub record: Record,
+    /// The previous drill of this database failed.
+    pub was_failing: bool,
+}
+
+/// Drills the newest artifact of each of `target`'s databases, one after the other. The
+/// caller holds a `daemon.max_concurrent` slot.
+pub async fn drill_target(ctx: &Context, target: &Target, stop: Stop) -> Vec<Drilled> {
     let _permit = ctx.permits.acquire().await.expect("never closed");
     let picked = source::newest(&ctx.backup_dir, &ctx.storages, &target.name, &target.storages).await;
     if picked.is_empty() {
@@ -108,6 +118,10 @@ pub async fn drill_target(ctx: &Context, target: &Target, stop: Stop) -> Vec<Rec
     }
     let mut records = Vec::new();
     for p in picked {
+        let previous = record::all(&ctx.backup_dir, &target.name)
+            .into_iter()
+            .find(|r| r.database == p.manifest.database && r.outcome != Outcome::Skipped);
+        let was_failing = previous.is_some_and(|r| r.outcome == Outcome::Failed);
         let record = drill_one(ctx, target, &p, stop.clone()).await;
         let dir = ctx.backup_dir.clone();
         let r = record.clone();
@@ -117,7 +131,10 @@ pub async fn drill_target(ctx: &Context, target: &Target, stop: Stop) -> Vec<Rec
             Err(e) => tracing::error!(target = %target.name, "could not write the drill record: {e}"),
         }
         log(&record);
-        records.push(record);
+        records.push(Drilled {
+            record,
+            was_failing,
+        });
     }
     records
 }

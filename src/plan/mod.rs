@@ -43,6 +43,8 @@ pub struct Target {
     pub vars: BTreeMap<String, Chosen>,
     /// When `stowage run` backs it up.
     pub schedule: Schedule,
+    /// When `stowage run` drills it (`None`: never; `stowage drill` still can).
+    pub drill: Option<Schedule>,
     /// Whether its artifacts are encrypted.
     pub encrypt: bool,
     /// Which of its artifacts are kept.
@@ -119,6 +121,8 @@ pub struct Defaults<'a> {
     pub registry: &'a Registry,
     /// Config `schedule`.
     pub schedule: &'a Schedule,
+    /// Config `drill.schedule` (`None`: drills are off).
+    pub drill: Option<&'a Schedule>,
     /// Whether encryption keys are configured (then targets are encrypted by default).
     pub encryption: bool,
     /// Config `retention`.
@@ -215,6 +219,15 @@ fn plan_one(c: &ContainerInfo, defaults: &Defaults) -> Result<Target, Skip> {
         None => defaults.retention.clone(),
     };
     let storages = storages(&labels, defaults.storages).map_err(|r| skip(r, true))?;
+    let drill = match labels.drill.as_deref().map(str::trim) {
+        _ if engine.drill.is_none() => None,
+        Some("false") => None,
+        Some("true") | None => defaults.drill.cloned(),
+        Some(cron) => Some(
+            Schedule::parse_in(cron, default_schedule.zone())
+                .map_err(|e| skip(format!("label stowage.drill (false, true or a cron line): {e}"), true))?,
+        ),
+    };
     Ok(Target {
         name,
         container: c.clone(),
@@ -222,6 +235,7 @@ fn plan_one(c: &ContainerInfo, defaults: &Defaults) -> Result<Target, Skip> {
         databases,
         vars,
         schedule,
+        drill,
         encrypt,
         retention,
         storages,

@@ -31,6 +31,7 @@ fn plan_full(containers: &[ContainerInfo], encryption: bool, storages: &Storages
         &Defaults {
             registry: &Registry::builtin().unwrap(),
             schedule: &Schedule::parse("0 3 * * *").unwrap(),
+            drill: None,
             encryption,
             retention: &Policy::parse_label("daily=7").unwrap(),
             storages,

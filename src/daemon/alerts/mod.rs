@@ -29,7 +29,7 @@ pub const DELIVERY_TIMEOUT: Duration = Duration::from_secs(20);
 
 /// What happened.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
-#[serde(rename_all = "lowercase")]
+#[serde(rename_all = "snake_case")]
 pub enum Kind {
     /// A backup failed.
     Failure,
@@ -39,6 +39,12 @@ pub enum Kind {
     Stale,
     /// Sent by `stowage alert-test` to check the configuration.
     Test,
+    /// A restore drill failed: the newest artifact did not restore, or its data did not match.
+    DrillFailed,
+    /// A restore drill passed after a failed one.
+    DrillRecovered,
+    /// A new backup is much smaller than the previous one (a warning: it may be intended).
+    SuspiciousShrink,
 }
 
 /// One alert. Serialized as is for the generic webhook (README documents the schema).
@@ -78,6 +84,77 @@ impl Event {
             Kind::Recovery => format!("stowage: backup of {} recovered", self.target),
             Kind::Stale => format!("stowage: no successful backup of {} recently", self.target),
             Kind::Test => "stowage: test alert".to_string(),
+            Kind::DrillFailed => format!("stowage: restore drill of {} FAILED", self.target),
+            Kind::DrillRecovered => format!("stowage: restore drill of {} passes again", self.target),
+            Kind::SuspiciousShrink => {
+                format!("stowage: backup of {} shrank suspiciously", self.target)
+            }
+        }
+    }
+
+    /// The event of a drill that failed, or that passed after a failure; `None` otherwise.
+    pub fn drill(
+        drilled: &crate::drill::Drilled,
+        container: &str,
+        instance: Option<String>,
+    ) -> Option<Self> {
+        use crate::drill::record::Outcome;
+        let r = &drilled.record;
+        let (event, message) = match r.outcome {
+            Outcome::Failed => (
+                Kind::DrillFailed,
+                format!(
+                    "The restore drill of {} (database {}) failed: {}",
+                    r.artifact,
+                    r.database,
+                    r.error.as_deref().unwrap_or("")
+                ),
+            ),
+            Outcome::Passed if drilled.was_failing => (
+                Kind::DrillRecovered,
+                format!(
+                    "The restore drill of {} (database {}) passed: it restores and its data matches",
+                    r.artifact, r.database
+                ),
+            ),
+            _ => return None,
+        };
+        Some(Self {
+            event,
+            target: r.target.clone(),
+            container: container.to_string(),
+            engine: r.engine.clone(),
+            time: r.started_at,
+            reason: r.reason.clone(),
+            message,
+            temporary: None,
+            last_success: None,
+            instance,
+            stowage_version: env!("CARGO_PKG_VERSION"),
+        })
+    }
+
+    /// The warning that a new backup is much smaller than the previous one.
+    pub fn shrink(
+        target: &crate::plan::Target,
+        shrink: &crate::local::shrink::Shrink,
+        instance: Option<String>,
+    ) -> Self {
+        Self {
+            event: Kind::SuspiciousShrink,
+            target: target.name.clone(),
+            container: target.container.name.clone(),
+            engine: target.engine.name().to_string(),
+            time: Utc::now(),
+            reason: Some("suspicious_shrink".into()),
+            message: format!(
+                "The new backup {} of database {}: {}",
+                shrink.artifact, shrink.database, shrink.message
+            ),
+            temporary: None,
+            last_success: None,
+            instance,
+            stowage_version: env!("CARGO_PKG_VERSION"),
         }
     }
 
