@@ -82,7 +82,8 @@ pub(super) async fn cmd_run(l: &Loaded) -> anyhow::Result<ExitCode> {
     let ctx = app::context(&l.config, &l.checked).await?;
     let _lock = lock_backup_dir(&l.config)?;
     let settings = app::daemon_settings(&l.config, &l.checked);
-    daemon::run(Arc::new(ctx), settings, shutdown_signal()).await?;
+    let drills = app::drill_context(&l.config, &ctx)?;
+    daemon::run(Arc::new(ctx), drills, settings, shutdown_signal()).await?;
     Ok(ExitCode::SUCCESS)
 }
 

@@ -19,6 +19,7 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use serde::{Deserialize, Serialize};
 
+use crate::daemon::drills::Drills;
 use crate::daemon::status::{Status, TriggerError};
 use crate::local::catalog;
 use crate::secret::Secret;
@@ -79,6 +80,7 @@ fn default_listen() -> String {
 #[derive(Clone)]
 struct App {
     status: Arc<Status>,
+    drills: Arc<Drills>,
     token: Option<Secret>,
     backup_dir: PathBuf,
 }
@@ -88,12 +90,14 @@ pub async fn serve(
     listen: &str,
     token: Option<Secret>,
     status: Arc<Status>,
+    drills: Arc<Drills>,
     backup_dir: PathBuf,
 ) -> std::io::Result<SocketAddr> {
     let listener = tokio::net::TcpListener::bind(listen).await?;
     let addr = listener.local_addr()?;
     let app = App {
         status,
+        drills,
         token,
         backup_dir,
     };
@@ -104,6 +108,8 @@ pub async fn serve(
         .route("/api/targets", get(targets))
         .route("/api/artifacts", get(artifacts))
         .route("/api/targets/{name}/backup", post(trigger))
+        .route("/api/drills", get(list_drills))
+        .route("/api/targets/{name}/drill", post(trigger_drill))
         .with_state(app);
     tokio::spawn(async move {
         if let Err(e) = axum::serve(listener, router).await {
@@ -236,20 +242,41 @@ async fn artifacts(
     }
 }
 
+async fn list_drills(State(app): State<App>, headers: HeaderMap) -> Response {
+    if let Some(r) = refuse(&app, &headers) {
+        return r;
+    }
+    axum::Json(app.drills.views()).into_response()
+}
+
+async fn trigger_drill(
+    State(app): State<App>,
+    headers: HeaderMap,
+    Path(name): Path<String>,
+) -> Response {
+    if let Some(r) = refuse(&app, &headers) {
+        return r;
+    }
+    queued(app.drills.trigger(&name), &name, "a drill of this target is running")
+}
+
 async fn trigger(State(app): State<App>, headers: HeaderMap, Path(name): Path<String>) -> Response {
     if let Some(r) = refuse(&app, &headers) {
         return r;
     }
-    match app.status.trigger(&name) {
+    queued(app.status.trigger(&name), &name, "a backup of this target is running")
+}
+
+/// The answer to a manual trigger.
+fn queued(result: Result<(), TriggerError>, name: &str, running: &str) -> Response {
+    match result {
         Ok(()) => (
             StatusCode::ACCEPTED,
             axum::Json(serde_json::json!({ "queued": name })),
         )
             .into_response(),
         Err(TriggerError::Unknown) => error(StatusCode::NOT_FOUND, "no such target"),
-        Err(TriggerError::Running) => {
-            error(StatusCode::CONFLICT, "a backup of this target is running")
-        }
+        Err(TriggerError::Running) => error(StatusCode::CONFLICT, running),
         Err(TriggerError::Closed) => error(StatusCode::SERVICE_UNAVAILABLE, "shutting down"),
     }
 }

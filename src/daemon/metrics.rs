@@ -62,6 +62,14 @@ pub struct Metrics {
     pub storage_up: GaugeVec,
     /// Bytes free in the backup directory's filesystem.
     pub free_bytes: IntGauge,
+    /// Unix time of each target's last passed restore drill.
+    pub drill_last_success: GaugeVec,
+    /// Failed restore drills, by target.
+    pub drill_failures: IntCounterVec,
+    /// How long each target's last restore drill took.
+    pub drill_duration: GaugeVec,
+    /// Backups much smaller than the previous one, by target.
+    pub shrinks: IntCounterVec,
 }
 
 impl std::fmt::Debug for Metrics {
@@ -192,6 +200,26 @@ impl Metrics {
                 "1 if the storage answered its last health check (a LIST), 0 if not.",
                 &["storage"],
             ),
+            drill_last_success: gauge(
+                "stowage_drill_last_success_timestamp_seconds",
+                "Unix time of the target's last passed restore drill (its newest artifact restored and matched).",
+                &["target"],
+            ),
+            drill_failures: counter(
+                "stowage_drill_failures_total",
+                "Failed restore drills, by target.",
+                &["target"],
+            ),
+            drill_duration: gauge(
+                "stowage_drill_duration_seconds",
+                "Duration of the target's last restore drill (container start to last check).",
+                &["target"],
+            ),
+            shrinks: counter(
+                "stowage_suspicious_shrink_total",
+                "Backups much smaller than the previous one of their database (drill.shrink_alert), by target.",
+                &["target"],
+            ),
             registry,
         };
         // Series with a fixed label set start at 0, so `increase()` sees the first event.
@@ -234,9 +262,13 @@ impl Metrics {
             &self.raw_bytes,
             &self.stored_bytes,
             &self.next_run,
+            &self.drill_last_success,
+            &self.drill_duration,
         ] {
             let _ = g.remove_label_values(&[target]);
         }
+        let _ = self.drill_failures.remove_label_values(&[target]);
+        let _ = self.shrinks.remove_label_values(&[target]);
         let _ = self.duration.remove_label_values(&[target]);
         for reason in REASONS {
             let _ = self.failures.remove_label_values(&[target, reason]);

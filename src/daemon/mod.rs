@@ -15,6 +15,7 @@
 //! same time as its backup.
 
 pub mod alerts;
+pub mod drills;
 mod events;
 pub mod http;
 pub mod metrics;
@@ -35,6 +36,7 @@ use tokio::task::JoinSet;
 use crate::job::{self, Context};
 use crate::plan::Target;
 use alerts::Notifier;
+use drills::Drills;
 use events::{EVENT_DEBOUNCE, watch_events};
 use metrics::Metrics;
 use replan::Rediscovery;
@@ -72,6 +74,10 @@ struct Ctx {
     timeout: Option<Duration>,
     status: Arc<Status>,
     notifier: Notifier,
+    drill: crate::drill::Context,
+    drills: Arc<Drills>,
+    /// Turns true at shutdown: running drills stop and remove their containers.
+    stop: crate::drill::Stop,
 }
 
 impl Ctx {
@@ -105,12 +111,33 @@ impl Ctx {
                 for event in ctx.status.finished(&target.name, run.as_ref(), Utc::now()) {
                     ctx.notifier.send(event);
                 }
+                for shrink in run.iter().flat_map(|r| &r.shrinks) {
+                    ctx.status.metrics.shrinks.with_label_values(&[&target.name]).inc();
+                    ctx.notifier.send(alerts::Event::shrink(&target, shrink, ctx.job.instance.clone()));
+                }
                 run.is_some_and(|r| {
                     !r.all_ok()
                         && r.backups.iter().filter_map(|b| b.as_ref().err()).all(|e| {
                             crate::error::Temporary::is_temporary(e)
                         })
                 })
+            })
+            .id()
+    }
+
+    /// Starts a restore drill of `target` as a task; it takes a `daemon.max_concurrent` slot
+    /// and a `drill.max_concurrent` one. Never retried before its next scheduled time.
+    fn spawn_drill(&self, tasks: &mut Tasks, target: Arc<Target>) -> tokio::task::Id {
+        let ctx = self.clone();
+        tasks
+            .spawn(async move {
+                let _permit = ctx.job.permit().await;
+                ctx.drills.started(&target.name);
+                let drilled = crate::drill::drill_target(&ctx.drill, &target, ctx.stop.clone()).await;
+                for event in ctx.drills.finished(&target, &drilled) {
+                    ctx.notifier.send(event);
+                }
+                false
             })
             .id()
     }
@@ -160,17 +187,29 @@ async fn check_storages(job: &Context, metrics: &Metrics) {
 // it takes is a function (start, Rediscovery::pass, Ctx::spawn_*, drain).
 pub async fn run(
     job: Arc<Context>,
+    drill: crate::drill::Context,
     settings: Settings,
     shutdown: impl Future<Output = ()>,
 ) -> Result<(), DaemonError> {
     let config = &settings.daemon;
-    let (status, mut triggers, notifier) = start(&job, &settings).await?;
+    let Started {
+        status,
+        mut triggers,
+        notifier,
+        drills,
+        mut drill_triggers,
+    } = start(&job, &settings).await?;
+    let (stop_tx, stop) = tokio::sync::watch::channel(false);
     let ctx = Ctx {
         job: job.clone(),
         timeout: (config.backup_timeout > 0).then(|| Duration::from_secs(config.backup_timeout)),
         status: status.clone(),
         notifier: notifier.clone(),
+        drill,
+        drills: drills.clone(),
+        stop,
     };
+    let mut drill_scheduler = Scheduler::new(config.jitter, scheduler::MissedRuns::Skip);
     let started_at = Utc::now();
     let stale_after = (settings.alerts.stale_after > 0)
         .then(|| chrono::Duration::seconds(settings.alerts.stale_after as i64));
@@ -199,6 +238,8 @@ pub async fn run(
         if tokio::time::Instant::now() >= next_discovery {
             let wait = rediscovery.pass(&job, &mut scheduler, &status).await;
             next_discovery = tokio::time::Instant::now() + wait;
+            drill_scheduler.update(Drills::targets(scheduler.slots()), Utc::now(), |_| None);
+            drills.set_targets(scheduler.slots(), &drill_scheduler);
         }
         if let Ok(free) = crate::local::space::free_bytes(&job.backup.backup_dir) {
             status
@@ -214,6 +255,19 @@ pub async fn run(
         for target in due {
             let name = target.name.clone();
             running.insert(ctx.spawn_backup(&mut tasks, target), name);
+        }
+        // Drills are tracked as `drill:NAME`: a drill and a backup of one target may overlap
+        // (a drill reads a committed artifact), two drills of one target may not.
+        let drilling: HashSet<String> = running
+            .values()
+            .filter_map(|r| r.strip_prefix(DRILL_PREFIX).map(str::to_string))
+            .collect();
+        for target in drill_scheduler.take_due(Utc::now(), &drilling) {
+            let key = format!("{DRILL_PREFIX}{}", target.name);
+            running.insert(ctx.spawn_drill(&mut tasks, target), key);
+        }
+        if !drilling.is_empty() || drill_scheduler.next_wake().is_some() {
+            drills.set_targets(scheduler.slots(), &drill_scheduler);
         }
         if tokio::time::Instant::now() >= next_upload {
             next_upload = tokio::time::Instant::now() + upload_every;
@@ -233,8 +287,10 @@ pub async fn run(
                 notifier.send(event);
             }
         }
-        let next_due = scheduler
-            .next_wake()
+        let next_due = [scheduler.next_wake(), drill_scheduler.next_wake()]
+            .into_iter()
+            .flatten()
+            .min()
             .map(|t| (t - Utc::now()).to_std().unwrap_or_default());
         let until_discovery = next_discovery
             .min(next_upload)
@@ -261,6 +317,16 @@ pub async fn run(
                     None => tracing::warn!(target = %name, "requested backup not started: the target is running or gone"),
                 }
             }
+            Some(name) = drill_triggers.recv() => {
+                let key = format!("{DRILL_PREFIX}{name}");
+                match scheduler.slots().get(&name) {
+                    Some(slot) if !running.values().any(|r| *r == key) => {
+                        tracing::info!(target = %name, "drill requested through the API");
+                        running.insert(ctx.spawn_drill(&mut tasks, slot.target.clone()), key);
+                    }
+                    _ => tracing::warn!(target = %name, "requested drill not started: a drill of the target is running, or it is gone"),
+                }
+            }
             Some(done) = tasks.join_next_with_id(), if !tasks.is_empty() => {
                 let (id, retry) = match done {
                     Ok((id, retry)) => (id, retry),
@@ -281,23 +347,44 @@ pub async fn run(
         }
     }
 
+    // Drills stop at once and remove their containers; backups get the grace period.
+    let _ = stop_tx.send(true);
     drain(&mut tasks, Duration::from_secs(config.shutdown_grace)).await;
     tracing::info!("stowage daemon stopped");
     Ok(())
 }
 
+/// The key of a running drill in the loop's map of running tasks.
+const DRILL_PREFIX: &str = "drill:";
+
+/// What [`start`] starts.
+struct Started {
+    status: Arc<Status>,
+    triggers: tokio::sync::mpsc::Receiver<String>,
+    notifier: Notifier,
+    drills: Arc<Drills>,
+    drill_triggers: tokio::sync::mpsc::Receiver<String>,
+}
+
 /// Starts what the loop reports to: metrics, status, alert channels, the HTTP server (a
-/// port that cannot be bound is fatal), and the storages' health check.
-async fn start(
-    job: &Context,
-    settings: &Settings,
-) -> Result<(Arc<Status>, tokio::sync::mpsc::Receiver<String>, Notifier), DaemonError> {
+/// port that cannot be bound is fatal), and the storages' health check; removes drill
+/// containers a killed stowage left behind.
+async fn start(job: &Context, settings: &Settings) -> Result<Started, DaemonError> {
     let metrics = Metrics::new();
     for remote in job.storages.all() {
         metrics.add_storage(&remote.name);
     }
     let (status, triggers) = Status::new(metrics.clone(), job.instance.clone());
     let status = Arc::new(status);
+    let (drills, drill_triggers) = Drills::new(
+        metrics.clone(),
+        job.backup.backup_dir.clone(),
+        job.instance.clone(),
+    );
+    let drills = Arc::new(drills);
+    if let Err(e) = crate::drill::container::remove_leftovers(&job.docker).await {
+        tracing::warn!("could not look for drill containers left behind: {e}");
+    }
     let notifier = Notifier::new(settings.channels.clone(), metrics.clone());
     let listen = &settings.http.listen;
     if !listen.is_empty() {
@@ -305,6 +392,7 @@ async fn start(
             listen,
             settings.http.token.clone(),
             status.clone(),
+            drills.clone(),
             job.backup.backup_dir.clone(),
         )
         .await
@@ -314,7 +402,13 @@ async fn start(
         })?;
     }
     check_storages(job, &metrics).await;
-    Ok((status, triggers, notifier))
+    Ok(Started {
+        status,
+        triggers,
+        notifier,
+        drills,
+        drill_triggers,
+    })
 }
 
 /// Gives running tasks `grace` to finish, then aborts the rest (an aborted backup's temp file
