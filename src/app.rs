@@ -5,12 +5,12 @@
 use std::sync::Arc;
 
 use crate::backup;
-use crate::drill;
-use crate::pipeline::encryption::{EncryptionError, Identities};
 use crate::config::{Checked, Config};
 use crate::daemon;
 use crate::docker::{self, ConnectError};
+use crate::drill;
 use crate::job;
+use crate::pipeline::encryption::{EncryptionError, Identities};
 
 /// Connects to Docker and builds the job context from a checked configuration.
 pub async fn context(config: &Config, checked: &Checked) -> Result<job::Context, ConnectError> {

@@ -186,15 +186,27 @@ async fn shrinks(
 ) -> Vec<Shrink> {
     let mut out = Vec::new();
     for o in backups.iter().flatten() {
-        let (dir, manifest, limit) = (ctx.backup.backup_dir.clone(), o.manifest.clone(), ctx.shrink_alert);
-        match tokio::task::spawn_blocking(move || shrink::check_and_remember(&dir, &manifest, limit)).await {
+        let (dir, manifest, limit) = (
+            ctx.backup.backup_dir.clone(),
+            o.manifest.clone(),
+            ctx.shrink_alert,
+        );
+        match tokio::task::spawn_blocking(move || {
+            shrink::check_and_remember(&dir, &manifest, limit)
+        })
+        .await
+        {
             Ok(Ok(Some(s))) => {
                 tracing::warn!(target = %target.name, database = %s.database, artifact = %s.artifact, "suspicious shrink: {}", s.message);
                 out.push(s);
             }
             Ok(Ok(None)) => {}
-            Ok(Err(e)) => tracing::warn!(target = %target.name, "could not compare the backup with the previous one: {e}"),
-            Err(e) => tracing::warn!(target = %target.name, "could not compare the backup with the previous one: {e}"),
+            Ok(Err(e)) => {
+                tracing::warn!(target = %target.name, "could not compare the backup with the previous one: {e}")
+            }
+            Err(e) => {
+                tracing::warn!(target = %target.name, "could not compare the backup with the previous one: {e}")
+            }
         }
     }
     out

@@ -233,8 +233,8 @@ async fn check_artifact(
         }
     })
     .await
-        .map_err(|e| ("checking the artifact", Cause::Io(io::Error::other(e))))?
-        .map_err(|e| ("checking the artifact", Cause::Verify(e)))?;
+    .map_err(|e| ("checking the artifact", Cause::Io(io::Error::other(e))))?
+    .map_err(|e| ("checking the artifact", Cause::Verify(e)))?;
     let decryption = if manifest.stored.encrypted {
         if req.identities.is_empty() {
             return Err((

@@ -12,6 +12,7 @@ use chrono::Utc;
 
 use super::print::human_bytes;
 use super::{Loaded, exit, lock_backup_dir};
+use crate::drill::record;
 use crate::local::{artifact, catalog, prune};
 use crate::plan::Entry;
 use crate::remote::copies;
@@ -36,14 +37,28 @@ pub(super) async fn cmd_list(l: &Loaded, targets: &[String]) -> anyhow::Result<E
         );
     }
     println!(
-        "{:<20} {:<17} {:<9} {:<16} {:>10}  {:<12} {:<20} FILE",
-        "TARGET", "TIME (UTC)", "ENGINE", "DATABASE", "SIZE", "STATE", "COPIES"
+        "{:<20} {:<17} {:<9} {:<16} {:>10}  {:<12} {:<20} {:<18} FILE",
+        "TARGET", "TIME (UTC)", "ENGINE", "DATABASE", "SIZE", "STATE", "COPIES", "LAST DRILL"
     );
+    let now = chrono::Utc::now();
+    let drill = |target: &str, file: &str| match record::read(&config.backup_dir, target, file) {
+        Some(r) => format!(
+            "{} {} ago",
+            match r.outcome {
+                record::Outcome::Passed => "passed",
+                record::Outcome::Failed => "FAILED",
+                record::Outcome::Skipped => "skipped",
+            },
+            super::print::age(now - r.started_at)
+        ),
+        None => "-".into(),
+    };
     let row = |target: &str,
                m: Option<&artifact::Manifest>,
                state: &str,
                copies: String,
                file: String| {
+        let drilled = m.map_or("-".into(), |m| drill(target, &m.stored.file));
         let (time, engine, database, size) = match m {
             Some(m) => (
                 m.started_at.format("%Y-%m-%d %H:%M").to_string(),
@@ -54,7 +69,7 @@ pub(super) async fn cmd_list(l: &Loaded, targets: &[String]) -> anyhow::Result<E
             None => ("?".into(), "?".into(), "?".into(), "?".into()),
         };
         println!(
-            "{target:<20} {time:<17} {engine:<9} {database:<16} {size:>10}  {state:<12} {copies:<20} {file}"
+            "{target:<20} {time:<17} {engine:<9} {database:<16} {size:>10}  {state:<12} {copies:<20} {drilled:<18} {file}"
         );
     };
     let mut count = listed.len();

@@ -16,7 +16,10 @@ pub(super) async fn cmd_drill(l: &Loaded, wanted: &[String]) -> anyhow::Result<E
     let _lock = lock_backup_dir(&l.config)?;
     let removed = container::remove_leftovers(&ctx.docker).await?;
     if removed > 0 {
-        tracing::warn!(removed, "removed drill containers a killed stowage left behind");
+        tracing::warn!(
+            removed,
+            "removed drill containers a killed stowage left behind"
+        );
     }
     let entries = ctx.discover_and_plan().await?;
     let selection = job::select(&entries, wanted);
@@ -44,7 +47,10 @@ pub(super) async fn cmd_drill(l: &Loaded, wanted: &[String]) -> anyhow::Result<E
     for (target, drilled) in futures_util::future::join_all(runs).await {
         for d in &drilled {
             let r = &d.record;
-            let what = format!("{} {} ({}, from {})", r.target, r.database, r.artifact, r.source);
+            let what = format!(
+                "{} {} ({}, from {})",
+                r.target, r.database, r.artifact, r.source
+            );
             match r.outcome {
                 Outcome::Passed => println!(
                     "passed   {what} in {:.1}s: {} table(s), {} row(s) matched{}",
@@ -55,11 +61,18 @@ pub(super) async fn cmd_drill(l: &Loaded, wanted: &[String]) -> anyhow::Result<E
                 ),
                 Outcome::Failed => {
                     failed = true;
-                    println!("FAILED   {what} after {:.1}s: {}", r.duration_seconds, r.error.as_deref().unwrap_or(""));
+                    println!(
+                        "FAILED   {what} after {:.1}s: {}",
+                        r.duration_seconds,
+                        r.error.as_deref().unwrap_or("")
+                    );
                 }
-                Outcome::Skipped => println!("skipped  {what}: {}", r.error.as_deref().unwrap_or("")),
+                Outcome::Skipped => {
+                    println!("skipped  {what}: {}", r.error.as_deref().unwrap_or(""))
+                }
             }
-            if let Some(event) = Event::drill(d, &target.container.name, l.config.instance.clone()) {
+            if let Some(event) = Event::drill(d, &target.container.name, l.config.instance.clone())
+            {
                 deliver(&notifier, &event).await;
             }
         }
@@ -79,7 +92,11 @@ fn checks_text(r: &drill::record::Record) -> String {
 pub(super) async fn deliver(notifier: &Notifier, event: &Event) {
     for (channel, result) in notifier.deliver_all(event).await {
         if let Err(e) = result {
-            tracing::error!(channel, "alert not delivered: {}", crate::error_text::one_line(&e));
+            tracing::error!(
+                channel,
+                "alert not delivered: {}",
+                crate::error_text::one_line(&e)
+            );
         }
     }
 }

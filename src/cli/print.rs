@@ -41,8 +41,35 @@ pub(super) fn target(t: &Target, now: chrono::DateTime<Utc>) {
         .map(|n| n.format("%Y-%m-%d %H:%M UTC").to_string())
         .unwrap_or_else(|| "never".into());
     println!("  schedule:  {} (next run {next})", t.schedule.as_str());
+    match &t.drill {
+        Some(d) => {
+            let next = d
+                .next_after(now)
+                .map(|n| n.format("%Y-%m-%d %H:%M UTC").to_string())
+                .unwrap_or_else(|| "never".into());
+            println!("  drill:     {} (next drill {next})", d.as_str());
+        }
+        None if t.engine.drill.is_none() => {
+            println!(
+                "  drill:     none (engine {} has no [drill])",
+                t.engine.name()
+            )
+        }
+        None => println!("  drill:     off (label stowage.drill or drill.schedule)"),
+    }
     for w in &t.warnings {
         println!("  warning:   {w}");
+    }
+}
+
+/// A duration as its largest unit: `42s`, `5m`, `3h`, `2d`.
+pub(super) fn age(d: chrono::TimeDelta) -> String {
+    let s = d.num_seconds().max(0);
+    match s {
+        0..60 => format!("{s}s"),
+        60..3600 => format!("{}m", s / 60),
+        3600..86400 => format!("{}h", s / 3600),
+        _ => format!("{}d", s / 86400),
     }
 }
 

@@ -22,9 +22,9 @@ use figment::providers::{Env, Format, Serialized, Toml};
 use serde::Deserialize;
 
 use crate::daemon::DaemonConfig;
-use crate::drill::config::DrillConfig;
 use crate::daemon::alerts::{AlertsConfig, Channels};
 use crate::daemon::http::HttpConfig;
+use crate::drill::config::DrillConfig;
 use crate::engine::Registry;
 use crate::pipeline::Compression;
 use crate::pipeline::encryption::{Encryption, EncryptionConfig};

@@ -142,12 +142,16 @@ impl Drills {
             m.drill_duration
                 .with_label_values(&[name])
                 .set(r.duration_seconds);
-            events.extend(Event::drill(d, &target.container.name, self.instance.clone()));
+            events.extend(Event::drill(
+                d,
+                &target.container.name,
+                self.instance.clone(),
+            ));
         }
         if let Some(v) = self.lock().get_mut(name) {
             v.running = false;
             let mut last: Vec<Record> = drilled.iter().map(|d| d.record.clone()).collect();
-            last.extend(v.last.drain(..));
+            last.append(&mut v.last);
             v.last = latest_per_database(last);
         }
         events
@@ -184,6 +188,6 @@ fn latest_per_database(mut records: Vec<Record>) -> Vec<Record> {
         .into_iter()
         .filter(|r| seen.insert(r.database.clone()))
         .collect();
-    out.sort_by(|a, b| b.started_at.cmp(&a.started_at));
+    out.sort_by_key(|r| std::cmp::Reverse(r.started_at));
     out
 }

@@ -257,14 +257,22 @@ async fn trigger_drill(
     if let Some(r) = refuse(&app, &headers) {
         return r;
     }
-    queued(app.drills.trigger(&name), &name, "a drill of this target is running")
+    queued(
+        app.drills.trigger(&name),
+        &name,
+        "a drill of this target is running",
+    )
 }
 
 async fn trigger(State(app): State<App>, headers: HeaderMap, Path(name): Path<String>) -> Response {
     if let Some(r) = refuse(&app, &headers) {
         return r;
     }
-    queued(app.status.trigger(&name), &name, "a backup of this target is running")
+    queued(
+        app.status.trigger(&name),
+        &name,
+        "a backup of this target is running",
+    )
 }
 
 /// The answer to a manual trigger.

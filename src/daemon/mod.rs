@@ -133,7 +133,8 @@ impl Ctx {
             .spawn(async move {
                 let _permit = ctx.job.permit().await;
                 ctx.drills.started(&target.name);
-                let drilled = crate::drill::drill_target(&ctx.drill, &target, ctx.stop.clone()).await;
+                let drilled =
+                    crate::drill::drill_target(&ctx.drill, &target, ctx.stop.clone()).await;
                 for event in ctx.drills.finished(&target, &drilled) {
                     ctx.notifier.send(event);
                 }

@@ -80,7 +80,9 @@ pub async fn wait_ready(
         if let Some(logs) = container.exited().await {
             return Err(Failed::new(
                 "not_ready",
-                format!("the engine in the drill container stopped before it was ready; its log ends: {logs}"),
+                format!(
+                    "the engine in the drill container stopped before it was ready; its log ends: {logs}"
+                ),
             ));
         }
         tokio::time::sleep(Duration::from_secs(1)).await;
@@ -117,7 +119,11 @@ fn parse_rows(out: &str) -> Result<BTreeMap<String, u64>, String> {
             .and_then(|(t, n)| Some((t.to_string(), n.trim().parse::<u64>().ok()?)));
         match parsed {
             Some((t, n)) => rows.insert(t, n),
-            None => return Err(format!("the row count command printed {line:?}, not TABLE<TAB>ROWS")),
+            None => {
+                return Err(format!(
+                    "the row count command printed {line:?}, not TABLE<TAB>ROWS"
+                ));
+            }
         };
     }
     Ok(rows)
@@ -181,11 +187,19 @@ pub async fn run_checks(
                 status.code,
                 last_lines(&status.stderr, 3)
             )),
-            Ok((out, status)) => judge(&out, &status.stderr, &spec.fail_patterns, spec.expect.as_deref()),
+            Ok((out, status)) => judge(
+                &out,
+                &status.stderr,
+                &spec.fail_patterns,
+                spec.expect.as_deref(),
+            ),
         };
         results.insert(spec.name.clone(), verdict.is_ok());
         if let (Err(why), None) = (verdict, &first) {
-            first = Some(Failed::new("check", format!("check {:?} failed: {why}", spec.name)));
+            first = Some(Failed::new(
+                "check",
+                format!("check {:?} failed: {why}", spec.name),
+            ));
         }
     }
     (results, first)

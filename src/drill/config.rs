@@ -111,7 +111,10 @@ impl DrillConfig {
 /// `512m`, `1g`, `1GiB`, `2048` (bytes); `0` for no limit.
 fn parse_memory(text: &str) -> Result<i64, String> {
     let t = text.trim().to_ascii_lowercase();
-    let t = t.strip_suffix("ib").or_else(|| t.strip_suffix('b')).unwrap_or(&t);
+    let t = t
+        .strip_suffix("ib")
+        .or_else(|| t.strip_suffix('b'))
+        .unwrap_or(&t);
     let (digits, unit) = match t.find(|c: char| !c.is_ascii_digit()) {
         Some(i) => t.split_at(i),
         None => (t, ""),
@@ -121,7 +124,11 @@ fn parse_memory(text: &str) -> Result<i64, String> {
         "k" => 10,
         "m" => 20,
         "g" => 30,
-        _ => return Err(format!("{text:?}: use bytes or a number with k, m or g (\"1g\")")),
+        _ => {
+            return Err(format!(
+                "{text:?}: use bytes or a number with k, m or g (\"1g\")"
+            ));
+        }
     };
     let n: i64 = digits
         .parse()
@@ -130,7 +137,9 @@ fn parse_memory(text: &str) -> Result<i64, String> {
         .checked_mul(1 << shift)
         .ok_or_else(|| format!("{text:?} is too large"))?;
     if bytes != 0 && bytes < 64 << 20 {
-        return Err(format!("{text:?} is under 64 MiB: no database server starts in that"));
+        return Err(format!(
+            "{text:?} is under 64 MiB: no database server starts in that"
+        ));
     }
     Ok(bytes)
 }

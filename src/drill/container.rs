@@ -166,7 +166,9 @@ async fn remove(docker: &Docker, id: &str) {
     };
     match docker.remove_container(id, Some(opts)).await {
         Ok(()) => tracing::debug!(container = %id, "drill container removed"),
-        Err(e) => tracing::warn!(container = %id, "could not remove the drill container: {e}; the next `stowage drill` or `stowage run` removes it"),
+        Err(e) => {
+            tracing::warn!(container = %id, "could not remove the drill container: {e}; the next `stowage drill` or `stowage run` removes it")
+        }
     }
 }
 
@@ -207,7 +209,9 @@ pub fn rand_index(n: usize) -> usize {
 /// A fresh random password: 32 characters of `[A-Za-z0-9]`.
 pub fn password() -> crate::secret::Secret {
     const ABC: &[u8] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789";
-    crate::secret::Secret::new((0..32)
-        .map(|_| char::from(ABC[rand_index(ABC.len())]))
-        .collect::<String>())
+    crate::secret::Secret::new(
+        (0..32)
+            .map(|_| char::from(ABC[rand_index(ABC.len())]))
+            .collect::<String>(),
+    )
 }

@@ -112,7 +112,13 @@ pub struct Drilled {
 /// caller holds a `daemon.max_concurrent` slot.
 pub async fn drill_target(ctx: &Context, target: &Target, stop: Stop) -> Vec<Drilled> {
     let _permit = ctx.permits.acquire().await.expect("never closed");
-    let picked = source::newest(&ctx.backup_dir, &ctx.storages, &target.name, &target.storages).await;
+    let picked = source::newest(
+        &ctx.backup_dir,
+        &ctx.storages,
+        &target.name,
+        &target.storages,
+    )
+    .await;
     if picked.is_empty() {
         tracing::warn!(target = %target.name, "nothing to drill: the target has no complete artifact yet");
     }
@@ -127,8 +133,12 @@ pub async fn drill_target(ctx: &Context, target: &Target, stop: Stop) -> Vec<Dri
         let r = record.clone();
         match tokio::task::spawn_blocking(move || record::write(&dir, &r)).await {
             Ok(Ok(path)) => tracing::debug!(record = %path.display(), "drill record written"),
-            Ok(Err(e)) => tracing::error!(target = %target.name, "could not write the drill record: {e}"),
-            Err(e) => tracing::error!(target = %target.name, "could not write the drill record: {e}"),
+            Ok(Err(e)) => {
+                tracing::error!(target = %target.name, "could not write the drill record: {e}")
+            }
+            Err(e) => {
+                tracing::error!(target = %target.name, "could not write the drill record: {e}")
+            }
         }
         log(&record);
         records.push(Drilled {
@@ -224,9 +234,10 @@ async fn run(
     stop: Stop,
 ) -> Result<(), Failed> {
     let m = &picked.manifest;
-    let engine = ctx.registry.get(&m.engine).ok_or_else(|| {
-        Failed::new("engine", format!("engine {:?} is unknown here", m.engine))
-    })?;
+    let engine = ctx
+        .registry
+        .get(&m.engine)
+        .ok_or_else(|| Failed::new("engine", format!("engine {:?} is unknown here", m.engine)))?;
     let drill = engine.drill.as_ref().expect("checked by skip_reason");
     let deadline = tokio::time::Instant::now() + ctx.timeout;
     let timed_out = || {
@@ -243,8 +254,14 @@ async fn run(
     let (path, fetched) = match &picked.location {
         Location::Local(p) => (p.clone(), None),
         Location::Remote(remote) => {
-            let dir = ctx.backup_dir.join(format!(".drill-{}-{}", std::process::id(), container::rand_index(1 << 30)));
-            std::fs::create_dir_all(&dir).map_err(|e| Failed::new("download", format!("cannot create {}: {e}", dir.display())))?;
+            let dir = ctx.backup_dir.join(format!(
+                ".drill-{}-{}",
+                std::process::id(),
+                container::rand_index(1 << 30)
+            ));
+            std::fs::create_dir_all(&dir).map_err(|e| {
+                Failed::new("download", format!("cannot create {}: {e}", dir.display()))
+            })?;
             let download = remote.download(&target.name, &m.stored.file, &dir);
             let got = tokio::select! {
                 r = download => r.map_err(|e| Failed::new("download", crate::error_text::one_line(&e))),
@@ -321,7 +338,10 @@ async fn blueprint(
         .filter(|(name, _)| !engine.spec.vars.get(*name).is_some_and(|v| v.secret))
         .filter_map(|(name, chosen)| Some((name.clone(), chosen.known_value()?.to_string())))
         .collect();
-    values.insert("password".into(), container::password().expose().to_string());
+    values.insert(
+        "password".into(),
+        container::password().expose().to_string(),
+    );
     values.insert("database".into(), drill_database(drill, m));
     Ok(Blueprint {
         target: target.name.clone(),
@@ -336,7 +356,11 @@ async fn blueprint(
 /// The database a drill restores into: the spec's (a file path, for SQLite), else the
 /// artifact's.
 fn drill_database(drill: &Drill, m: &crate::local::artifact::Manifest) -> String {
-    drill.spec.database.clone().unwrap_or_else(|| m.database.clone())
+    drill
+        .spec
+        .database
+        .clone()
+        .unwrap_or_else(|| m.database.clone())
 }
 
 /// Inside the running drill container: verify and wait for the engine at once, restore
@@ -358,13 +382,19 @@ async fn steps(
                 .await
                 .map_err(|e| Failed::new("verify", e.to_string()))?
                 .map(|_| ())
-                .map_err(|e| Failed::new("verify", format!("{e}; the artifact is damaged: keep an older one")))
+                .map_err(|e| {
+                    Failed::new(
+                        "verify",
+                        format!("{e}; the artifact is damaged: keep an older one"),
+                    )
+                })
         }
     };
     let ready = async {
-        let (_, values) = restore::container_values(&ctx.docker, engine, &c.id, &database, &m.database)
-            .await
-            .map_err(|(step, cause)| Failed::new("not_ready", format!("{step}: {cause}")))?;
+        let (_, values) =
+            restore::container_values(&ctx.docker, engine, &c.id, &database, &m.database)
+                .await
+                .map_err(|(step, cause)| Failed::new("not_ready", format!("{step}: {cause}")))?;
         check::wait_ready(&ctx.docker, engine, drill, c, &values).await?;
         Ok::<_, Failed>(values)
     };
@@ -382,9 +412,18 @@ async fn steps(
     };
     let restored = restore::restore(&ctx.docker, &ctx.registry, &req)
         .await
-        .map_err(|e| Failed::new("restore", format!("the artifact does not restore: {}", crate::error_text::one_line(&e))))?;
+        .map_err(|e| {
+            Failed::new(
+                "restore",
+                format!(
+                    "the artifact does not restore: {}",
+                    crate::error_text::one_line(&e)
+                ),
+            )
+        })?;
     if let (Some(rows_cmd), Some(dump_rows)) = (&drill.rows, &restored.rows) {
-        let restored_rows = check::restored_rows(&ctx.docker, engine, rows_cmd, &c.id, &values).await?;
+        let restored_rows =
+            check::restored_rows(&ctx.docker, engine, rows_cmd, &c.id, &values).await?;
         let (tables, mismatch) = check::compare_rows(dump_rows, &restored_rows);
         rec.tables = tables;
         if let Some(message) = mismatch {

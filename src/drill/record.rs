@@ -113,7 +113,7 @@ pub fn all(backup_dir: &Path, target: &str) -> Vec<Record> {
         .filter(|e| e.file_name().to_string_lossy().ends_with(DRILL_SUFFIX))
         .filter_map(|e| serde_json::from_slice(&fs::read(e.path()).ok()?).ok())
         .collect();
-    out.sort_by(|a: &Record, b| b.started_at.cmp(&a.started_at));
+    out.sort_by_key(|r: &Record| std::cmp::Reverse(r.started_at));
     out
 }
 

@@ -85,7 +85,11 @@ pub async fn newest(
                     });
                 }
             }
-            Err(e) => tracing::error!(target, "{}; its copies are not drilled", crate::error_text::one_line(&e)),
+            Err(e) => tracing::error!(
+                target,
+                "{}; its copies are not drilled",
+                crate::error_text::one_line(&e)
+            ),
         }
     }
     best.into_values().collect()

@@ -9,9 +9,7 @@ use std::fs::{self, OpenOptions};
 use std::io;
 use std::path::Path;
 
-use super::artifact::{
-    LOCK_FILE, TEMP_SUFFIX, is_artifact_name, manifest_path, sync_dir,
-};
+use super::artifact::{LOCK_FILE, TEMP_SUFFIX, is_artifact_name, manifest_path, sync_dir};
 
 /// Holds a shared lock on the backup directory for the life of the process.
 #[derive(Debug)]

@@ -106,7 +106,10 @@ fn compare(before: &Figures, after: &Figures, threshold: f64) -> Option<String> 
             .collect();
         if !tables.is_empty() {
             let more = tables.len().saturating_sub(NAMED);
-            let mut text = format!("tables shrank: {}", tables[..tables.len().min(NAMED)].join(", "));
+            let mut text = format!(
+                "tables shrank: {}",
+                tables[..tables.len().min(NAMED)].join(", ")
+            );
             if more > 0 {
                 text.push_str(&format!(" and {more} more"));
             }
@@ -138,14 +141,30 @@ mod tests {
     #[test]
     fn drops_beyond_the_threshold_are_reported() {
         let before = f(1000, &[("t", 100), ("small", 5), ("gone", 50)]);
-        assert_eq!(compare(&before, &f(900, &[("t", 60), ("small", 0), ("gone", 50)]), 0.5), None);
+        assert_eq!(
+            compare(
+                &before,
+                &f(900, &[("t", 60), ("small", 0), ("gone", 50)]),
+                0.5
+            ),
+            None
+        );
         let m = compare(&before, &f(400, &[("t", 10), ("small", 0)]), 0.5).unwrap();
         assert!(m.contains("1000 to 400 bytes"), "{m}");
-        assert!(m.contains("t 100 → 10 rows") && m.contains("gone (50 rows) is gone"), "{m}");
-        assert!(!m.contains("small"), "tables under MIN_ROWS are not judged: {m}");
+        assert!(
+            m.contains("t 100 → 10 rows") && m.contains("gone (50 rows) is gone"),
+            "{m}"
+        );
+        assert!(
+            !m.contains("small"),
+            "tables under MIN_ROWS are not judged: {m}"
+        );
         // Growth is never a shrink, and old manifests without rows compare by size only.
         assert_eq!(compare(&f(10, &[]), &f(5000, &[]), 0.5), None);
-        let no_rows = Figures { rows: None, ..f(1000, &[]) };
+        let no_rows = Figures {
+            rows: None,
+            ..f(1000, &[])
+        };
         assert_eq!(compare(&no_rows, &f(990, &[("t", 0)]), 0.5), None);
     }
 }

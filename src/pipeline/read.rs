@@ -123,7 +123,10 @@ mod tests {
         }
         let read = task.await.unwrap().unwrap();
         assert_eq!(back, data);
-        assert_eq!((read.bytes, read.sha256), (written.raw_bytes, written.raw_sha256));
+        assert_eq!(
+            (read.bytes, read.sha256),
+            (written.raw_bytes, written.raw_sha256)
+        );
         std::fs::remove_dir_all(&dir).unwrap();
     }
 }

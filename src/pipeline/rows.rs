@@ -397,10 +397,7 @@ mod tests {
     fn sqlite_inserts_and_use_lines() {
         let dump = "BEGIN TRANSACTION;\nCREATE TABLE t(a);\nINSERT INTO t VALUES(1);\n\
             INSERT INTO t VALUES('it''s');\nINSERT INTO \"a b\" VALUES(X'00','\\');\nCOMMIT;\n";
-        assert_eq!(
-            count(RowFormat::Insert, dump),
-            map(&[("t", 2), ("a b", 1)])
-        );
+        assert_eq!(count(RowFormat::Insert, dump), map(&[("t", 2), ("a b", 1)]));
         let all = "USE `one`;\nINSERT INTO `t` VALUES (1),(2);\nUSE `two`;\nINSERT INTO `t` VALUES (1);\n";
         assert_eq!(
             count(RowFormat::InsertBackslash, all),
@@ -415,19 +412,22 @@ mod tests {
             "9,".repeat(5000) + "9"
         );
         assert_eq!(count(RowFormat::InsertBackslash, &long), map(&[("t", 2)]));
-        let copy = format!(
-            "COPY public.t (a) FROM stdin;\n{}\n\\.\n",
-            "x".repeat(5000)
-        );
+        let copy = format!("COPY public.t (a) FROM stdin;\n{}\n\\.\n", "x".repeat(5000));
         assert_eq!(count(RowFormat::Copy, &copy), map(&[("public.t", 1)]));
         // Unterminated quotes and stray bytes: no panic, some answer.
-        count(RowFormat::Insert, "INSERT INTO \"t VALUES ('\n\u{0}INSERT INTO");
+        count(
+            RowFormat::Insert,
+            "INSERT INTO \"t VALUES ('\n\u{0}INSERT INTO",
+        );
         count(RowFormat::Copy, "COPY \nCOPY \"");
     }
 
     #[test]
     fn names() {
-        assert_eq!(qualified_name(b"public.t (a)"), Some(("public.t".into(), 8)));
+        assert_eq!(
+            qualified_name(b"public.t (a)"),
+            Some(("public.t".into(), 8))
+        );
         assert_eq!(
             qualified_name(b"\"S\".\"a.b\" x"),
             Some(("S.a.b".into(), 9))

@@ -224,8 +224,12 @@ fn plan_one(c: &ContainerInfo, defaults: &Defaults) -> Result<Target, Skip> {
         Some("false") => None,
         Some("true") | None => defaults.drill.cloned(),
         Some(cron) => Some(
-            Schedule::parse_in(cron, default_schedule.zone())
-                .map_err(|e| skip(format!("label stowage.drill (false, true or a cron line): {e}"), true))?,
+            Schedule::parse_in(cron, default_schedule.zone()).map_err(|e| {
+                skip(
+                    format!("label stowage.drill (false, true or a cron line): {e}"),
+                    true,
+                )
+            })?,
         ),
     };
     Ok(Target {

@@ -85,7 +85,9 @@ impl Event {
             Kind::Stale => format!("stowage: no successful backup of {} recently", self.target),
             Kind::Test => "stowage: test alert".to_string(),
             Kind::DrillFailed => format!("stowage: restore drill of {} FAILED", self.target),
-            Kind::DrillRecovered => format!("stowage: restore drill of {} passes again", self.target),
+            Kind::DrillRecovered => {
+                format!("stowage: restore drill of {} passes again", self.target)
+            }
             Kind::SuspiciousShrink => {
                 format!("stowage: backup of {} shrank suspiciously", self.target)
             }
