@@ -40,25 +40,14 @@ pub(super) async fn cmd_list(l: &Loaded, targets: &[String]) -> anyhow::Result<E
         "{:<20} {:<17} {:<9} {:<16} {:>10}  {:<12} {:<20} {:<18} FILE",
         "TARGET", "TIME (UTC)", "ENGINE", "DATABASE", "SIZE", "STATE", "COPIES", "LAST DRILL"
     );
-    let now = chrono::Utc::now();
-    let drill = |target: &str, file: &str| match record::read(&config.backup_dir, target, file) {
-        Some(r) => format!(
-            "{} {} ago",
-            match r.outcome {
-                record::Outcome::Passed => "passed",
-                record::Outcome::Failed => "FAILED",
-                record::Outcome::Skipped => "skipped",
-            },
-            super::print::age(now - r.started_at)
-        ),
-        None => "-".into(),
-    };
     let row = |target: &str,
                m: Option<&artifact::Manifest>,
                state: &str,
                copies: String,
                file: String| {
-        let drilled = m.map_or("-".into(), |m| drill(target, &m.stored.file));
+        let drilled = m.map_or("-".into(), |m| {
+            last_drill(&config.backup_dir, target, &m.stored.file)
+        });
         let (time, engine, database, size) = match m {
             Some(m) => (
                 m.started_at.format("%Y-%m-%d %H:%M").to_string(),
@@ -113,6 +102,22 @@ pub(super) async fn cmd_list(l: &Loaded, targets: &[String]) -> anyhow::Result<E
         config.backup_dir.display()
     );
     Ok(ExitCode::SUCCESS)
+}
+
+/// The last drill of an artifact, as `list` shows it: `passed 3d ago`, or `-`.
+fn last_drill(backup_dir: &Path, target: &str, file: &str) -> String {
+    match record::read(backup_dir, target, file) {
+        Some(r) => format!(
+            "{} {} ago",
+            match r.outcome {
+                record::Outcome::Passed => "passed",
+                record::Outcome::Failed => "FAILED",
+                record::Outcome::Skipped => "skipped",
+            },
+            super::print::age(Utc::now() - r.started_at)
+        ),
+        None => "-".into(),
+    }
 }
 
 pub(super) async fn cmd_upload(l: &Loaded, targets: &[String]) -> anyhow::Result<ExitCode> {

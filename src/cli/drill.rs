@@ -2,8 +2,7 @@
 
 use std::process::ExitCode;
 
-use super::targets::shutdown_signal;
-use super::{Loaded, exit, lock_backup_dir};
+use super::{Loaded, deliver, exit, lock_backup_dir, shutdown_signal};
 use crate::daemon::alerts::{Event, Notifier};
 use crate::daemon::metrics::Metrics;
 use crate::drill::record::Outcome;
@@ -86,17 +85,4 @@ fn checks_text(r: &drill::record::Record) -> String {
     }
     let names: Vec<&str> = r.checks.keys().map(String::as_str).collect();
     format!("; checks passed: {}", names.join(", "))
-}
-
-/// Delivers `event` through every channel now (a command ends right after), logging failures.
-pub(super) async fn deliver(notifier: &Notifier, event: &Event) {
-    for (channel, result) in notifier.deliver_all(event).await {
-        if let Err(e) = result {
-            tracing::error!(
-                channel,
-                "alert not delivered: {}",
-                crate::error_text::one_line(&e)
-            );
-        }
-    }
 }

@@ -184,3 +184,27 @@ fn lock_backup_dir(config: &Config) -> anyhow::Result<crate::local::cleanup::Dir
         })?;
     Ok(lock)
 }
+
+/// Delivers `event` through every channel now (a command ends right after), logging failures.
+async fn deliver(notifier: &crate::daemon::alerts::Notifier, event: &crate::daemon::alerts::Event) {
+    for (channel, result) in notifier.deliver_all(event).await {
+        if let Err(e) = result {
+            tracing::error!(
+                channel,
+                "alert not delivered: {}",
+                crate::error_text::one_line(&e)
+            );
+        }
+    }
+}
+
+/// Completes on SIGTERM or SIGINT.
+async fn shutdown_signal() {
+    use tokio::signal::unix::{SignalKind, signal};
+    let mut term = signal(SignalKind::terminate()).expect("installing a SIGTERM handler");
+    let mut int = signal(SignalKind::interrupt()).expect("installing a SIGINT handler");
+    tokio::select! {
+        _ = term.recv() => tracing::info!("SIGTERM received"),
+        _ = int.recv() => tracing::info!("SIGINT received"),
+    }
+}

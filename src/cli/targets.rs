@@ -5,7 +5,7 @@ use std::sync::Arc;
 
 use chrono::Utc;
 
-use super::{Loaded, exit, lock_backup_dir, print};
+use super::{Loaded, exit, lock_backup_dir, print, shutdown_signal};
 use crate::daemon::alerts::{Event, Notifier};
 use crate::daemon::metrics::Metrics;
 use crate::plan::Entry;
@@ -72,7 +72,7 @@ pub(super) async fn cmd_backup(l: &Loaded, wanted: &[String]) -> anyhow::Result<
         failed |= run.replication.is_some_and(|r| !r.failures.is_empty());
         for shrink in &run.shrinks {
             let event = Event::shrink(target, shrink, l.config.instance.clone());
-            super::drill::deliver(&notifier, &event).await;
+            super::deliver(&notifier, &event).await;
         }
     }
     Ok(exit(failed))
@@ -108,15 +108,4 @@ pub(super) async fn cmd_alert_test(l: &Loaded) -> anyhow::Result<ExitCode> {
         }
     }
     Ok(exit(failed))
-}
-
-/// Completes on SIGTERM or SIGINT.
-pub(super) async fn shutdown_signal() {
-    use tokio::signal::unix::{SignalKind, signal};
-    let mut term = signal(SignalKind::terminate()).expect("installing a SIGTERM handler");
-    let mut int = signal(SignalKind::interrupt()).expect("installing a SIGINT handler");
-    tokio::select! {
-        _ = term.recv() => tracing::info!("SIGTERM received"),
-        _ = int.recv() => tracing::info!("SIGINT received"),
-    }
 }

@@ -58,6 +58,9 @@ fn default_shrink() -> f64 {
     0.5
 }
 
+/// The longest `drill.timeout`: a year, in seconds.
+pub const MAX_TIMEOUT: u64 = 366 * 86400;
+
 /// The most drills at once.
 pub const MAX_CONCURRENT: usize = 64;
 
@@ -86,7 +89,7 @@ impl DrillConfig {
                 format!("{} is outside 1..={MAX_CONCURRENT}", self.max_concurrent),
             ));
         }
-        if !(10..=crate::daemon::MAX_SECONDS).contains(&self.timeout) {
+        if !(10..=MAX_TIMEOUT).contains(&self.timeout) {
             out.push((
                 "drill.timeout",
                 format!("{} s is outside 10 s ..= 1 year", self.timeout),

@@ -10,7 +10,7 @@ use std::collections::BTreeMap;
 
 use serde::Deserialize;
 
-use super::spec::{Compiled, Compiler, SpecError};
+use super::compile::{Compiled, Compiler, SpecError};
 use super::template::Template;
 use crate::pipeline::rows::RowFormat;
 

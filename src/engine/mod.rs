@@ -8,6 +8,7 @@
 //! its volumes). Nothing here is specific to one database: a new capability becomes a word of
 //! the spec vocabulary, not a special case. The dump itself is run by [`crate::backup`].
 
+mod compile;
 pub mod drill;
 pub mod render;
 pub mod resolve;
