@@ -77,7 +77,8 @@ impl Throwaway {
             cmd,
             labels: Some(HashMap::from([(DRILL_LABEL.to_string(), b.target.clone())])),
             volumes: Some(b.volumes.clone()),
-            network_disabled: Some(true),
+            // Network mode `none`: a loopback interface only. (`network_disabled` would take
+            // the loopback too, and some entrypoints fail without it.)
             host_config: Some(HostConfig {
                 network_mode: Some("none".into()),
                 memory: (b.memory > 0).then_some(b.memory),

@@ -39,6 +39,9 @@ use container::{Blueprint, Throwaway};
 use record::{Outcome, Record};
 use source::{Location, Picked};
 
+/// How long reading the drill container's values may keep failing right after its start.
+const SETUP_GRACE: Duration = Duration::from_secs(30);
+
 /// Completes a drill early when it turns true (shutdown).
 pub type Stop = watch::Receiver<bool>;
 
@@ -391,10 +394,29 @@ async fn steps(
         }
     };
     let ready = async {
-        let (_, values) =
-            restore::container_values(&ctx.docker, engine, &c.id, &database, &m.database)
+        // Right after the start, the engine's entrypoint may still be setting the container up:
+        // reading its values is retried for a while before it counts as a failure.
+        let started = Instant::now();
+        let values = loop {
+            match restore::container_values(&ctx.docker, engine, &c.id, &database, &m.database)
                 .await
-                .map_err(|(step, cause)| Failed::new("not_ready", format!("{step}: {cause}")))?;
+            {
+                Ok((_, values)) => break values,
+                Err((step, cause)) if started.elapsed() >= SETUP_GRACE => {
+                    return Err(Failed::new("not_ready", format!("{step}: {cause}")));
+                }
+                Err(_) if let Some(logs) = c.exited().await => {
+                    return Err(Failed::new(
+                        "not_ready",
+                        format!("the drill container stopped before its engine was ready; its log ends: {logs}"),
+                    ));
+                }
+                Err((step, cause)) => {
+                    tracing::debug!(container = %c.short_id(), "{step}: {cause}; retrying");
+                    tokio::time::sleep(Duration::from_secs(1)).await;
+                }
+            }
+        };
         check::wait_ready(&ctx.docker, engine, drill, c, &values).await?;
         Ok::<_, Failed>(values)
     };
