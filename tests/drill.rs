@@ -238,10 +238,11 @@ fn a_drill_that_must_fail_fails_loudly_everywhere_and_cleans_up() {
     // The daemon drills on the label's schedule (every minute here): the metric, the alert
     // and the API say it failed, and nothing is left behind.
     let seen_before = receiver.seen().len();
+    let log = dir.path().join("daemon.log");
     let _daemon = Daemon(
         cmd()
             .arg("run")
-            .stderr(std::process::Stdio::null())
+            .stderr(std::fs::File::create(&log).unwrap())
             .spawn()
             .unwrap(),
     );
@@ -252,7 +253,8 @@ fn a_drill_that_must_fail_fails_loudly_everywhere_and_cleans_up() {
     {
         assert!(
             Instant::now() < deadline,
-            "no drill_failed alert from the daemon"
+            "no drill_failed alert from the daemon:\n{}",
+            std::fs::read_to_string(&log).unwrap_or_default()
         );
         std::thread::sleep(Duration::from_millis(500));
     }
@@ -307,7 +309,10 @@ fn a_drill_killed_midway_is_cleaned_up_by_the_next_one() {
     .split_whitespace()
     .map(str::to_string)
     .collect();
-    assert_eq!(volumes.len(), 1, "one anonymous volume: {volumes:?}");
+    assert!(
+        !volumes.is_empty(),
+        "the drill container has anonymous volumes"
+    );
     let (code, stdout, stderr) = outcome(cmd().arg("drill"));
     assert_eq!(code, 0, "{stdout}\n{stderr}");
     assert!(
@@ -315,12 +320,12 @@ fn a_drill_killed_midway_is_cleaned_up_by_the_next_one() {
         "{stderr}"
     );
     assert!(drill_containers(&app.c.name).is_empty());
-    assert!(
-        !docker_output(&["volume", "inspect", &volumes[0]])
-            .status
-            .success(),
-        "the leftover's anonymous volume was removed with it"
-    );
+    for v in &volumes {
+        assert!(
+            !docker_output(&["volume", "inspect", v]).status.success(),
+            "the leftover's anonymous volume {v} was removed with it"
+        );
+    }
 }
 
 #[test]

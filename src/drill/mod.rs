@@ -408,7 +408,9 @@ async fn steps(
                 Err(_) if let Some(logs) = c.exited().await => {
                     return Err(Failed::new(
                         "not_ready",
-                        format!("the drill container stopped before its engine was ready; its log ends: {logs}"),
+                        format!(
+                            "the drill container stopped before its engine was ready; its log ends: {logs}"
+                        ),
                     ));
                 }
                 Err((step, cause)) => {
