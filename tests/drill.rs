@@ -259,8 +259,16 @@ fn a_drill_that_must_fail_fails_loudly_everywhere_and_cleans_up() {
         std::thread::sleep(Duration::from_millis(500));
     }
     let (_, metrics) = http(http_port, "GET", "/metrics", None);
-    let series = format!("stowage_drill_failures_total{{target=\"{}\"}} 1", pg.c.name);
-    assert!(metrics.contains(&series), "{metrics}");
+    for series in [
+        format!("stowage_drill_failures_total{{target=\"{}\"}} 1", pg.c.name),
+        format!("stowage_drill_last_result{{target=\"{}\"}} 0", pg.c.name),
+        format!(
+            "stowage_drill_duration_seconds{{target=\"{}\"}} ",
+            pg.c.name
+        ),
+    ] {
+        assert!(metrics.contains(&series), "{series} in {metrics}");
+    }
     let (code, body) = http(http_port, "GET", "/api/drills", Some(token));
     assert_eq!(code, 200);
     assert!(body.contains("\"outcome\":\"failed\""), "{body}");

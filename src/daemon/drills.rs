@@ -91,6 +91,13 @@ impl Drills {
             let view = views.entry(name.clone()).or_insert_with(|| {
                 self.metrics.drill_failures.with_label_values(&[name]);
                 let last = latest_per_database(record::all(&self.backup_dir, name));
+                if let Some(newest) = last.iter().find(|r| r.outcome != Outcome::Skipped) {
+                    let passed = newest.outcome == Outcome::Passed;
+                    self.metrics
+                        .drill_last_result
+                        .with_label_values(&[name])
+                        .set(f64::from(u8::from(passed)));
+                }
                 if let Some(at) = last
                     .iter()
                     .filter(|r| r.outcome == Outcome::Passed)
@@ -132,11 +139,16 @@ impl Drills {
         for d in drilled {
             let r = &d.record;
             match r.outcome {
-                Outcome::Passed => m
-                    .drill_last_success
-                    .with_label_values(&[name])
-                    .set(r.started_at.timestamp() as f64 + r.duration_seconds),
-                Outcome::Failed => m.drill_failures.with_label_values(&[name]).inc(),
+                Outcome::Passed => {
+                    m.drill_last_success
+                        .with_label_values(&[name])
+                        .set(r.started_at.timestamp() as f64 + r.duration_seconds);
+                    m.drill_last_result.with_label_values(&[name]).set(1.0);
+                }
+                Outcome::Failed => {
+                    m.drill_failures.with_label_values(&[name]).inc();
+                    m.drill_last_result.with_label_values(&[name]).set(0.0);
+                }
                 Outcome::Skipped => continue,
             }
             m.drill_duration

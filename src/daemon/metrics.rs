@@ -64,6 +64,8 @@ pub struct Metrics {
     pub free_bytes: IntGauge,
     /// Unix time of each target's last passed restore drill.
     pub drill_last_success: GaugeVec,
+    /// 1 if the target's last restore drill passed, 0 if it failed.
+    pub drill_last_result: GaugeVec,
     /// Failed restore drills, by target.
     pub drill_failures: IntCounterVec,
     /// How long each target's last restore drill took.
@@ -205,6 +207,11 @@ impl Metrics {
                 "Unix time of the target's last passed restore drill (its newest artifact restored and matched).",
                 &["target"],
             ),
+            drill_last_result: gauge(
+                "stowage_drill_last_result",
+                "1 if the target's last restore drill passed, 0 if it failed.",
+                &["target"],
+            ),
             drill_failures: counter(
                 "stowage_drill_failures_total",
                 "Failed restore drills, by target.",
@@ -263,6 +270,7 @@ impl Metrics {
             &self.stored_bytes,
             &self.next_run,
             &self.drill_last_success,
+            &self.drill_last_result,
             &self.drill_duration,
         ] {
             let _ = g.remove_label_values(&[target]);
