@@ -337,6 +337,43 @@ fn a_drill_killed_midway_is_cleaned_up_by_the_next_one() {
 }
 
 #[test]
+fn sigterm_during_a_drill_removes_its_container() {
+    let instance = unique("drill-term");
+    let dir = Scratch::new("drill-term");
+    let pg = Pg::start_target("drill-term", &instance);
+    pg.seed(3);
+    let (code, _, stderr) = run_stowage(dir.path(), &instance, &["backup"]);
+    assert_eq!(code, 0, "{stderr}");
+    let child = stowage(dir.path(), &instance)
+        .arg("drill")
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let pid = child.id().to_string();
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while drill_containers(&pg.c.name).is_empty() {
+        assert!(Instant::now() < deadline, "no drill container appeared");
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    let kill = std::process::Command::new("kill")
+        .args(["-TERM", &pid])
+        .status()
+        .unwrap();
+    assert!(kill.success());
+    let out = child.wait_with_output().unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{stderr}");
+    assert!(stderr.contains("SIGTERM received"), "{stderr}");
+    assert!(drill_containers(&pg.c.name).is_empty(), "{stderr}");
+    let r = &records(dir.path())[0];
+    assert_eq!(
+        r["outcome"], "skipped",
+        "a stopped drill is not a failed one: {r}"
+    );
+}
+
+#[test]
 fn remote_only_artifacts_are_drilled_from_the_s3_server() {
     let instance = unique("drill-s3");
     let dir = Scratch::new("drill-s3");

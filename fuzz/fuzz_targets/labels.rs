@@ -39,6 +39,7 @@ fuzz_target!(|data: &[u8]| {
         &Defaults {
             registry: &registry,
             schedule: &schedule,
+            drill: Some(&schedule),
             encryption: true,
             retention: &Policy::default(),
             storages: &Storages::default(),

@@ -76,6 +76,10 @@ pub(super) async fn cmd_drill(l: &Loaded, wanted: &[String]) -> anyhow::Result<E
             }
         }
     }
+    if *stop.borrow() {
+        tracing::warn!("stopped before every drill ended; their containers are removed");
+        failed = true;
+    }
     Ok(exit(failed))
 }
 

@@ -16,6 +16,10 @@ use futures_util::StreamExt;
 /// The label whose presence makes a container a candidate.
 pub const ENABLE_LABEL: &str = "stowage.enable";
 
+/// The label of stowage's own throwaway containers (restore drills, helpers): they are never
+/// targets, whatever labels their image carries.
+pub const OWN_CONTAINER_LABELS: [&str; 2] = ["stowage.drill-for", "stowage.helper-for"];
+
 /// The label that assigns a container to one stowage instance (config `instance`).
 pub const INSTANCE_LABEL: &str = "stowage.instance";
 
@@ -167,6 +171,12 @@ pub async fn labelled_containers(
             .list_containers(Some(opts))
             .await?
             .into_iter()
+            .filter(|s| {
+                let labels = s.labels.as_ref();
+                !OWN_CONTAINER_LABELS
+                    .iter()
+                    .any(|l| labels.is_some_and(|m| m.contains_key(*l)))
+            })
             .filter_map(|s| s.id)
         {
             if !ids.contains(&id) {

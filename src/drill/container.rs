@@ -16,8 +16,9 @@ use bollard::query_parameters::{
 };
 use futures_util::StreamExt;
 
-/// The label that marks drill containers (value: the target's name).
-pub const DRILL_LABEL: &str = "stowage.drill-for";
+/// The label that marks drill containers (value: the target's name); discovery never takes a
+/// container with it for a target.
+pub const DRILL_LABEL: &str = crate::discover::OWN_CONTAINER_LABELS[0];
 
 /// What a drill container is made of.
 #[derive(Debug, Clone)]

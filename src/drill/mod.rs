@@ -17,6 +17,7 @@ pub mod config;
 pub mod container;
 pub mod record;
 pub mod source;
+mod steps;
 
 use std::collections::BTreeMap;
 use std::path::PathBuf;
@@ -28,19 +29,16 @@ use chrono::Utc;
 use tokio::sync::{Semaphore, watch};
 
 use crate::engine::Registry;
-use crate::engine::drill::{Drill, DrillImage};
-use crate::engine::spec::Engine;
 use crate::pipeline::encryption::Identities;
 use crate::plan::Target;
 use crate::remote::config::Storages;
-use crate::restore;
 use check::Failed;
-use container::{Blueprint, Throwaway};
+use container::Throwaway;
 use record::{Outcome, Record};
 use source::{Location, Picked};
 
-/// How long reading the drill container's values may keep failing right after its start.
-const SETUP_GRACE: Duration = Duration::from_secs(30);
+/// The reason of a drill stopped by shutdown: recorded as skipped, never alerted.
+const CANCELLED: &str = "cancelled";
 
 /// Completes a drill early when it turns true (shutdown).
 pub type Stop = watch::Receiver<bool>;
@@ -200,10 +198,18 @@ async fn drill_one(ctx: &Context, target: &Target, picked: &Picked, stop: Stop) 
         }
         None => run(ctx, target, picked, &mut rec, stop).await,
     };
-    if let Err(f) = result {
-        rec.outcome = Outcome::Failed;
-        rec.reason = Some(f.reason.to_string());
-        rec.error = Some(f.message);
+    match result {
+        // Stopped from outside: this says nothing about the artifact.
+        Err(f) if f.reason == CANCELLED => {
+            rec.outcome = Outcome::Skipped;
+            rec.error = Some(f.message);
+        }
+        Err(f) => {
+            rec.outcome = Outcome::Failed;
+            rec.reason = Some(f.reason.to_string());
+            rec.error = Some(f.message);
+        }
+        Ok(()) => {}
     }
     rec.duration_seconds = clock.elapsed().as_secs_f64();
     rec
@@ -212,13 +218,13 @@ async fn drill_one(ctx: &Context, target: &Target, picked: &Picked, stop: Stop) 
 /// Why `m` is not drilled, if it is not.
 fn skip_reason(ctx: &Context, m: &crate::local::artifact::Manifest) -> Option<String> {
     let engine = ctx.registry.get(&m.engine)?;
-    if engine.drill.is_none() {
+    let Some(drill) = &engine.drill else {
         return Some(format!(
             "engine {} has no [drill] section in its spec, so its artifacts cannot be drilled",
             m.engine
         ));
-    }
-    if m.database == "all" {
+    };
+    if m.database == "all" && !drill.spec.all {
         return Some("the artifact holds every database (stowage.database=all); drills restore one database: name the databases in stowage.database to drill them".into());
     }
     if m.stored.encrypted && ctx.identities.is_empty() {
@@ -252,7 +258,7 @@ async fn run(
             ),
         )
     };
-    let cancelled = || Failed::new("cancelled", "stowage was asked to stop during the drill");
+    let cancelled = || Failed::new(CANCELLED, "stowage was asked to stop during the drill");
     // A remote copy is fetched into a private directory first.
     let (path, fetched) = match &picked.location {
         Location::Local(p) => (p.clone(), None),
@@ -281,14 +287,14 @@ async fn run(
         }
     };
     let result = async {
-        let blueprint = blueprint(ctx, target, engine, drill, m).await?;
+        let blueprint = steps::blueprint(ctx, target, engine, drill, m).await?;
         rec.image = Some(blueprint.image.clone());
         let c = Throwaway::start(&ctx.docker, &blueprint)
             .await
             .map_err(|e| Failed::new("start", crate::error_text::one_line(&e)))?;
         tracing::info!(target = %target.name, container = %c.short_id(), image = %blueprint.image, "drill container started");
         crate::fault::point("drill:container-started");
-        let steps = steps(ctx, engine, drill, &c, &path, m, rec);
+        let steps = steps::steps(ctx, engine, drill, &c, &path, m, rec);
         let result = tokio::select! {
             r = steps => r,
             _ = tokio::time::sleep_until(deadline) => Err(timed_out()),
@@ -302,159 +308,4 @@ async fn run(
         let _ = std::fs::remove_dir_all(dir);
     }
     result
-}
-
-/// What the drill container is made of: image, environment with a fresh password, volumes.
-async fn blueprint(
-    ctx: &Context,
-    target: &Target,
-    engine: &Engine,
-    drill: &Drill,
-    m: &crate::local::artifact::Manifest,
-) -> Result<Blueprint, Failed> {
-    let image = match drill.spec.image {
-        DrillImage::Target => {
-            let mut found = None;
-            let candidates = m.container.image_id.iter().chain([&m.container.image, &target.container.image]);
-            for c in candidates {
-                if ctx.docker.inspect_image(c).await.is_ok() {
-                    found = Some(c.clone());
-                    break;
-                }
-            }
-            found.ok_or_else(|| Failed::new("image", format!(
-                "neither the image the artifact was made with ({}) nor the target's ({}) is on this Docker engine; pull it to drill this artifact",
-                m.container.image, target.container.image
-            )))?
-        }
-        DrillImage::Helper => match &ctx.helper_image {
-            Some(i) => i.clone(),
-            None => crate::engine::site::own_image(&ctx.docker).await.ok_or_else(|| {
-                Failed::new("image", "this engine's drills run in stowage's own image, which was not found: set helper_image (STOWAGE_HELPER_IMAGE)")
-            })?,
-        },
-    };
-    // The target's plain values (a user name, say), never its secrets; then the fresh ones.
-    let mut values: BTreeMap<String, String> = target
-        .vars
-        .iter()
-        .filter(|(name, _)| !engine.spec.vars.get(*name).is_some_and(|v| v.secret))
-        .filter_map(|(name, chosen)| Some((name.clone(), chosen.known_value()?.to_string())))
-        .collect();
-    values.insert(
-        "password".into(),
-        container::password().expose().to_string(),
-    );
-    values.insert("database".into(), drill_database(drill, m));
-    Ok(Blueprint {
-        target: target.name.clone(),
-        image,
-        env: drill.container_env(&values),
-        command: drill.spec.command.clone(),
-        volumes: drill.spec.volumes.clone(),
-        memory: ctx.memory,
-    })
-}
-
-/// The database a drill restores into: the spec's (a file path, for SQLite), else the
-/// artifact's.
-fn drill_database(drill: &Drill, m: &crate::local::artifact::Manifest) -> String {
-    drill
-        .spec
-        .database
-        .clone()
-        .unwrap_or_else(|| m.database.clone())
-}
-
-/// Inside the running drill container: verify and wait for the engine at once, restore
-/// counting rows, compare counts, run the checks.
-async fn steps(
-    ctx: &Context,
-    engine: &Engine,
-    drill: &Drill,
-    c: &Throwaway,
-    path: &std::path::Path,
-    m: &crate::local::artifact::Manifest,
-    rec: &mut Record,
-) -> Result<(), Failed> {
-    let database = drill_database(drill, m);
-    let verify = {
-        let path = path.to_path_buf();
-        async move {
-            tokio::task::spawn_blocking(move || crate::local::catalog::verify_path(&path))
-                .await
-                .map_err(|e| Failed::new("verify", e.to_string()))?
-                .map(|_| ())
-                .map_err(|e| {
-                    Failed::new(
-                        "verify",
-                        format!("{e}; the artifact is damaged: keep an older one"),
-                    )
-                })
-        }
-    };
-    let ready = async {
-        // Right after the start, the engine's entrypoint may still be setting the container up:
-        // reading its values is retried for a while before it counts as a failure.
-        let started = Instant::now();
-        let values = loop {
-            match restore::container_values(&ctx.docker, engine, &c.id, &database, &m.database)
-                .await
-            {
-                Ok((_, values)) => break values,
-                Err((step, cause)) if started.elapsed() >= SETUP_GRACE => {
-                    return Err(Failed::new("not_ready", format!("{step}: {cause}")));
-                }
-                Err(_) if let Some(logs) = c.exited().await => {
-                    return Err(Failed::new(
-                        "not_ready",
-                        format!(
-                            "the drill container stopped before its engine was ready; its log ends: {logs}"
-                        ),
-                    ));
-                }
-                Err((step, cause)) => {
-                    tracing::debug!(container = %c.short_id(), "{step}: {cause}; retrying");
-                    tokio::time::sleep(Duration::from_secs(1)).await;
-                }
-            }
-        };
-        check::wait_ready(&ctx.docker, engine, drill, c, &values).await?;
-        Ok::<_, Failed>(values)
-    };
-    let (verified, values) = tokio::join!(verify, ready);
-    verified?;
-    let values = values?;
-    let req = restore::Request {
-        artifact: path,
-        container: &c.id,
-        database: Some(&database),
-        helper_image: ctx.helper_image.as_deref(),
-        identities: ctx.identities.clone(),
-        rows: drill.spec.count,
-        verified: true,
-    };
-    let restored = restore::restore(&ctx.docker, &ctx.registry, &req)
-        .await
-        .map_err(|e| {
-            Failed::new(
-                "restore",
-                format!(
-                    "the artifact does not restore: {}",
-                    crate::error_text::one_line(&e)
-                ),
-            )
-        })?;
-    if let (Some(rows_cmd), Some(dump_rows)) = (&drill.rows, &restored.rows) {
-        let restored_rows =
-            check::restored_rows(&ctx.docker, engine, rows_cmd, &c.id, &values).await?;
-        let (tables, mismatch) = check::compare_rows(dump_rows, &restored_rows);
-        rec.tables = tables;
-        if let Some(message) = mismatch {
-            return Err(Failed::new("rows_mismatch", message));
-        }
-    }
-    let (checks, failed) = check::run_checks(&ctx.docker, engine, drill, &c.id, &values).await;
-    rec.checks = checks;
-    failed.map_or(Ok(()), Err)
 }

@@ -29,6 +29,10 @@ pub struct DrillSpec {
     pub env: BTreeMap<String, String>,
     /// The database to restore into (default: the artifact's).
     pub database: Option<String>,
+    /// Artifacts of every database (`stowage.database=all`) can be drilled: restored whole,
+    /// with tables counted as `database.table`.
+    #[serde(default)]
+    pub all: bool,
     /// Paths that get an anonymous volume.
     #[serde(default)]
     pub volumes: Vec<String>,

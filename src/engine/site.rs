@@ -99,7 +99,7 @@ impl crate::error::Temporary for SiteError {
 pub const HELPER_LIFETIME: &str = "86400";
 
 /// The label that marks helper containers (value: the target container's name).
-pub const HELPER_LABEL: &str = "stowage.helper-for";
+pub const HELPER_LABEL: &str = crate::discover::OWN_CONTAINER_LABELS[1];
 
 /// Where commands run.
 #[derive(Debug)]

@@ -3,9 +3,11 @@
 //! (a fraction; 0.5 by default) is a `suspicious_shrink` warning: it catches the application
 //! that wiped its tables, and the backup that faithfully saved the empty result.
 //!
-//! The previous backup's figures are kept in a small hidden file per database in the target's
-//! directory (`.previous-<database>.json`), so the comparison still works in remote-only mode
-//! and after retention deleted the previous artifact.
+//! The previous backup's figures are kept in a small file per database outside the targets'
+//! directories (`<backup_dir>/.shrink/<target>/<database>.json`), so the comparison still
+//! works in remote-only mode and after retention deleted the previous artifact. It is written
+//! through a fixed temp name and renamed; a failed write removes the temp file, and a crash
+//! leaves at most that one small file, replaced by the next backup.
 
 use std::collections::BTreeMap;
 use std::fs;
@@ -15,7 +17,7 @@ use std::path::{Path, PathBuf};
 use serde::{Deserialize, Serialize};
 
 use crate::discover::labels::file_safe;
-use crate::local::artifact::{self, Manifest};
+use crate::local::artifact::Manifest;
 
 /// Tables with fewer rows than this before are not judged (a drop from 4 rows to 1 is noise).
 pub const MIN_ROWS: u64 = 10;
@@ -44,9 +46,16 @@ pub struct Shrink {
     pub message: String,
 }
 
-fn figures_path(backup_dir: &Path, target: &str, database: &str) -> PathBuf {
-    artifact::target_dir(backup_dir, target).join(format!(".previous-{}.json", file_safe(database)))
+/// Where the figures of `target`'s `database` are kept.
+pub fn figures_path(backup_dir: &Path, target: &str, database: &str) -> PathBuf {
+    backup_dir
+        .join(FIGURES_DIR)
+        .join(file_safe(target))
+        .join(format!("{}.json", file_safe(database)))
 }
+
+/// The directory of the figures, beside the targets' (a dot name: never a target).
+pub const FIGURES_DIR: &str = ".shrink";
 
 /// Compares `manifest` with the previous backup of its database, then remembers it as the
 /// previous one. `threshold` is the fraction that counts as a drop (0 turns this off).
@@ -73,9 +82,16 @@ pub fn check_and_remember(
             artifact: now.artifact.clone(),
             message,
         });
-    let temp = path.with_extension(format!("{}{}", std::process::id(), artifact::TEMP_SUFFIX));
-    fs::write(&temp, serde_json::to_vec(&now).map_err(io::Error::other)?)?;
-    fs::rename(&temp, &path)?;
+    let temp = path.with_extension("json.tmp");
+    let written = (|| {
+        fs::create_dir_all(path.parent().expect("a directory"))?;
+        fs::write(&temp, serde_json::to_vec(&now).map_err(io::Error::other)?)?;
+        fs::rename(&temp, &path)
+    })();
+    if let Err(e) = written {
+        let _ = fs::remove_file(&temp);
+        return Err(e);
+    }
     Ok(shrink)
 }
 

@@ -1,15 +1,5 @@
-//! Counting a plain SQL dump's rows per table while it streams past, for shrink detection
-//! and restore drills.
-//!
-//! Two formats, named by an engine spec's `[drill] count`:
-//! - `copy`: pg_dump's plain format. A `COPY schema.table (…) FROM stdin;` line starts a
-//!   block; every line until `\.` is one row (COPY text escapes newlines inside values, so a
-//!   row is always one line).
-//! - `insert` / `insert-backslash`: `INSERT INTO table … VALUES (…),(…);` statements
-//!   (mariadb-dump and mysqldump write many rows per statement; sqlite3's `.dump` one). Each
-//!   top-level parenthesised tuple after `VALUES` is a row. Quoted strings are skipped (`''`
-//!   doubling; with `-backslash` also `\'`, as MySQL escapes), and a statement may span lines.
-//!   A `USE db;` line (an all-databases dump) prefixes the following tables with `db.`.
+//! Counting a plain SQL dump's rows per table: pg_dump's COPY blocks, or the tuples of
+//! `INSERT … VALUES (…),(…);` statements (see [`super`] for the formats).
 //!
 //! Costs: lines outside data are skipped with `memchr`; a COPY row costs one newline search
 //! and at most three copied bytes; INSERT data is scanned byte by byte, with strings skipped
@@ -19,24 +9,9 @@
 
 use std::collections::BTreeMap;
 
-use serde::Deserialize;
-
-/// How many distinct tables are counted; more are ignored (and the count marked partial).
-pub const MAX_TABLES: usize = 100_000;
+use super::{MAX_TABLES, RowFormat};
 /// The longest line head kept to read a `COPY`/`INSERT` line's table name.
 const HEAD: usize = 1024;
-
-/// The dump format an engine spec declares for counting.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
-#[serde(rename_all = "kebab-case")]
-pub enum RowFormat {
-    /// pg_dump plain COPY blocks.
-    Copy,
-    /// INSERT statements with SQL-standard strings (`''`).
-    Insert,
-    /// INSERT statements whose strings also use backslash escapes (MySQL, MariaDB).
-    InsertBackslash,
-}
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 enum State {
@@ -54,9 +29,9 @@ enum State {
     },
 }
 
-/// Counts rows per table from a dump's bytes, fed in any chunking.
+/// Counts rows per table from a SQL dump's bytes, fed in any chunking.
 #[derive(Debug, Clone)]
-pub struct RowCounter {
+pub struct SqlCounter {
     format: RowFormat,
     state: State,
     head: Vec<u8>,
@@ -69,7 +44,7 @@ pub struct RowCounter {
     partial: bool,
 }
 
-impl RowCounter {
+impl SqlCounter {
     /// A counter for `format`.
     pub fn new(format: RowFormat) -> Self {
         Self {
@@ -153,6 +128,8 @@ impl RowCounter {
                 }
                 rest
             }
+            // Not a SQL format: RowCounter never builds a SqlCounter for it.
+            RowFormat::MongoArchive => rest,
             RowFormat::Insert | RowFormat::InsertBackslash => {
                 if let Some(after) = head.strip_prefix(b"USE ") {
                     self.database = qualified_name(after).map(|(n, _)| n);
@@ -351,11 +328,11 @@ mod tests {
 
     /// Counts `dump` fed in chunks of every size from 1 to 17 bytes, and whole; all must agree.
     fn count(format: RowFormat, dump: &str) -> BTreeMap<String, u64> {
-        let mut whole = RowCounter::new(format);
+        let mut whole = SqlCounter::new(format);
         whole.feed(dump.as_bytes());
         let (expected, _) = whole.finish();
         for size in 1..=17 {
-            let mut c = RowCounter::new(format);
+            let mut c = SqlCounter::new(format);
             for chunk in dump.as_bytes().chunks(size) {
                 c.feed(chunk);
             }
