@@ -47,7 +47,7 @@ pub fn drill_context(
         &config.encryption.identity_files,
         config.encryption.passphrase.as_ref(),
     )?;
-    Ok(drill::Context::new(
+    let mut ctx = drill::Context::new(
         job.docker.clone(),
         job.registry.clone(),
         config.backup_dir.clone(),
@@ -59,7 +59,9 @@ pub fn drill_context(
             config.drill.memory_bytes().unwrap_or(0),
         ),
         config.drill.max_concurrent,
-    ))
+    );
+    ctx.instance = config.instance.clone();
+    Ok(ctx)
 }
 
 /// What `stowage run` needs besides the job context.

@@ -13,7 +13,7 @@ pub(super) async fn cmd_drill(l: &Loaded, wanted: &[String]) -> anyhow::Result<E
     let ctx = app::context(&l.config, &l.checked).await?;
     let drills = app::drill_context(&l.config, &ctx)?;
     let _lock = lock_backup_dir(&l.config)?;
-    let removed = container::remove_leftovers(&ctx.docker).await?;
+    let removed = container::remove_leftovers(&ctx.docker, ctx.instance.as_deref()).await?;
     if removed > 0 {
         tracing::warn!(
             removed,

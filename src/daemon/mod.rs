@@ -383,7 +383,9 @@ async fn start(job: &Context, settings: &Settings) -> Result<Started, DaemonErro
         job.instance.clone(),
     );
     let drills = Arc::new(drills);
-    if let Err(e) = crate::drill::container::remove_leftovers(&job.docker).await {
+    if let Err(e) =
+        crate::drill::container::remove_leftovers(&job.docker, job.instance.as_deref()).await
+    {
         tracing::warn!("could not look for drill containers left behind: {e}");
     }
     let notifier = Notifier::new(settings.channels.clone(), metrics.clone());

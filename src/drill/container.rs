@@ -20,11 +20,17 @@ use futures_util::StreamExt;
 /// container with it for a target.
 pub const DRILL_LABEL: &str = crate::discover::OWN_CONTAINER_LABELS[0];
 
+/// The label that names the stowage instance (config `instance`, empty without one) whose
+/// drill made the container: leftovers are removed only by the same instance.
+pub const INSTANCE_LABEL: &str = "stowage.drill-instance";
+
 /// What a drill container is made of.
 #[derive(Debug, Clone)]
 pub struct Blueprint {
     /// The target's name (the label's value, and part of the container's name).
     pub target: String,
+    /// Config `instance` of the stowage that drills (empty: none).
+    pub instance: String,
     /// Image ID or reference.
     pub image: String,
     /// `NAME=value` entries; may hold the fresh password.
@@ -76,7 +82,10 @@ impl Throwaway {
             env: Some(b.env.clone()),
             entrypoint,
             cmd,
-            labels: Some(HashMap::from([(DRILL_LABEL.to_string(), b.target.clone())])),
+            labels: Some(HashMap::from([
+                (DRILL_LABEL.to_string(), b.target.clone()),
+                (INSTANCE_LABEL.to_string(), b.instance.clone()),
+            ])),
             volumes: Some(b.volumes.clone()),
             // Network mode `none`: a loopback interface only. (`network_disabled` would take
             // the loopback too, and some entrypoints fail without it.)
@@ -122,8 +131,16 @@ impl Throwaway {
     }
 
     /// Whether it still runs, and if not, the last lines of its log (why the engine stopped).
+    /// A container that is gone (removed by someone else) has stopped too.
     pub async fn exited(&self) -> Option<String> {
-        let inspected = self.docker.inspect_container(&self.id, None).await.ok()?;
+        let inspected = match self.docker.inspect_container(&self.id, None).await {
+            Ok(i) => i,
+            Err(bollard::errors::Error::DockerResponseServerError {
+                status_code: 404, ..
+            }) => return Some("(the container is gone: it was removed from outside)".into()),
+            // The engine did not answer: not a reason to give up on the drill.
+            Err(_) => return None,
+        };
         if inspected.state.and_then(|s| s.running) == Some(true) {
             return None;
         }
@@ -174,14 +191,21 @@ async fn remove(docker: &Docker, id: &str) {
     }
 }
 
-/// Removes drill containers (and their volumes) that a killed stowage left behind; returns how
-/// many. Call it before any drill of this process starts.
-pub async fn remove_leftovers(docker: &Docker) -> Result<usize, bollard::errors::Error> {
+/// Removes drill containers (and their volumes) that a killed stowage of the same `instance`
+/// left behind; returns how many. Call it, holding the backup directory's lock, before any
+/// drill of this process starts. (Drills of other instances on the same engine are theirs.)
+pub async fn remove_leftovers(
+    docker: &Docker,
+    instance: Option<&str>,
+) -> Result<usize, bollard::errors::Error> {
     let opts = ListContainersOptions {
         all: true,
         filters: Some(HashMap::from([(
             "label".to_string(),
-            vec![DRILL_LABEL.to_string()],
+            vec![
+                DRILL_LABEL.to_string(),
+                format!("{INSTANCE_LABEL}={}", instance.unwrap_or_default()),
+            ],
         )])),
         ..Default::default()
     };

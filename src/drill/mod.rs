@@ -62,6 +62,8 @@ pub struct Context {
     pub timeout: Duration,
     /// `drill.memory`, bytes.
     pub memory: i64,
+    /// Config `instance`: its drill containers are labelled with it.
+    pub instance: Option<String>,
     permits: Arc<Semaphore>,
 }
 
@@ -79,6 +81,7 @@ impl Context {
         max_concurrent: usize,
     ) -> Self {
         Self {
+            instance: None,
             docker,
             registry,
             backup_dir,

@@ -61,6 +61,7 @@ pub(super) async fn blueprint(
     values.insert("database".into(), drill_database(drill, m));
     Ok(Blueprint {
         target: target.name.clone(),
+        instance: ctx.instance.clone().unwrap_or_default(),
         image,
         env: drill.container_env(&values),
         command: drill.spec.command.clone(),
