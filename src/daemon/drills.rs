@@ -176,14 +176,8 @@ impl Drills {
 
     /// Asks the daemon to drill `name` now.
     pub fn trigger(&self, name: &str) -> Result<(), TriggerError> {
-        match self.lock().get(name) {
-            None => return Err(TriggerError::Unknown),
-            Some(v) if v.running => return Err(TriggerError::Running),
-            Some(_) => {}
-        }
-        self.trigger
-            .try_send(name.to_string())
-            .map_err(|_| TriggerError::Closed)
+        let running = self.lock().get(name).map(|v| v.running);
+        super::status::queue(&self.trigger, name, running)
     }
 }
 

@@ -388,13 +388,23 @@ impl Status {
 
     /// Asks the daemon to back `name` up now.
     pub fn trigger(&self, name: &str) -> Result<(), TriggerError> {
-        match self.lock().targets.get(name) {
-            None => return Err(TriggerError::Unknown),
-            Some(v) if v.running => return Err(TriggerError::Running),
-            Some(_) => {}
-        }
-        self.trigger
+        let running = self.lock().targets.get(name).map(|v| v.running);
+        queue(&self.trigger, name, running)
+    }
+}
+
+/// Queues a manual run of `name` on `tx`: `running` is whether a run of it is under way, `None`
+/// for an unknown target.
+pub(super) fn queue(
+    tx: &mpsc::Sender<String>,
+    name: &str,
+    running: Option<bool>,
+) -> Result<(), TriggerError> {
+    match running {
+        None => Err(TriggerError::Unknown),
+        Some(true) => Err(TriggerError::Running),
+        Some(false) => tx
             .try_send(name.to_string())
-            .map_err(|_| TriggerError::Closed)
+            .map_err(|_| TriggerError::Closed),
     }
 }

@@ -66,18 +66,11 @@ impl Engine {
         values: &BTreeMap<String, String>,
     ) -> Option<Result<Invocation, RenderError>> {
         let compiled = self.restore.as_ref()?;
-        Some(
-            self.render(compiled, values)
-                .map(|(argv, env, stdin)| Invocation {
-                    argv,
-                    env,
-                    stdin,
-                    dump: None,
-                }),
-        )
+        Some(self.command_invocation(compiled, values))
     }
 
-    /// Renders one of the spec's other commands (a drill's ready, rows or check command).
+    /// Renders one of the spec's other commands (restore; a drill's ready, rows or check
+    /// command).
     pub(crate) fn command_invocation(
         &self,
         compiled: &spec::Compiled,

@@ -12,8 +12,6 @@
 
 use std::collections::BTreeMap;
 
-use super::MAX_TABLES;
-
 const MAGIC: [u8; 4] = 0x8199_e26d_u32.to_le_bytes();
 const TERMINATOR: u32 = 0xffff_ffff;
 /// Larger than any BSON document mongod writes (16 MiB) with room to spare.
@@ -142,13 +140,8 @@ impl ArchiveCounter {
     }
 
     fn add(&mut self, n: u64) {
-        let Some(ns) = &self.current else { return };
-        if let Some(c) = self.counts.get_mut(ns) {
-            *c += n;
-        } else if self.counts.len() < MAX_TABLES {
-            self.counts.insert(ns.clone(), n);
-        } else {
-            self.partial = true;
+        if let Some(ns) = &self.current {
+            super::add(&mut self.counts, &mut self.partial, ns, n);
         }
     }
 }

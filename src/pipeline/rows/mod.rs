@@ -26,6 +26,17 @@ pub use sql::qualified_name;
 /// How many distinct tables are counted; more are ignored (and the count marked partial).
 pub const MAX_TABLES: usize = 100_000;
 
+/// Adds `n` rows to `key`, or, with [`MAX_TABLES`] keys already, marks the count partial.
+fn add(counts: &mut BTreeMap<String, u64>, partial: &mut bool, key: &str, n: u64) {
+    if let Some(c) = counts.get_mut(key) {
+        *c += n;
+    } else if counts.len() < MAX_TABLES {
+        counts.insert(key.to_string(), n);
+    } else {
+        *partial = true;
+    }
+}
+
 /// The dump format an engine spec declares for counting.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
 #[serde(rename_all = "kebab-case")]

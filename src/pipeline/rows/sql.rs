@@ -4,12 +4,12 @@
 //! Costs: lines outside data are skipped with `memchr`; a COPY row costs one newline search
 //! and at most three copied bytes; INSERT data is scanned byte by byte, with strings skipped
 //! by `memchr`. Memory is one short line head and one map entry per table (at most
-//! [`MAX_TABLES`]). Table names are normalised the same way on both sides of a drill:
+//! [`super::MAX_TABLES`]). Table names are normalised the same way on both sides of a drill:
 //! qualified parts joined by `.`, quotes removed.
 
 use std::collections::BTreeMap;
 
-use super::{MAX_TABLES, RowFormat};
+use super::RowFormat;
 /// The longest line head kept to read a `COPY`/`INSERT` line's table name.
 const HEAD: usize = 1024;
 
@@ -59,7 +59,7 @@ impl SqlCounter {
         }
     }
 
-    /// Rows per table so far, and whether some tables were left out ([`MAX_TABLES`]).
+    /// Rows per table so far, and whether some tables were left out ([`super::MAX_TABLES`]).
     pub fn finish(self) -> (BTreeMap<String, u64>, bool) {
         (self.counts, self.partial)
     }
@@ -265,13 +265,8 @@ impl SqlCounter {
     }
 
     fn add(&mut self, rows: u64) {
-        let Some(table) = &self.table else { return };
-        if let Some(n) = self.counts.get_mut(table) {
-            *n += rows;
-        } else if self.counts.len() < MAX_TABLES {
-            self.counts.insert(table.clone(), rows);
-        } else {
-            self.partial = true;
+        if let Some(table) = &self.table {
+            super::add(&mut self.counts, &mut self.partial, table, rows);
         }
     }
 }
