@@ -239,7 +239,7 @@ fn a_drill_that_must_fail_fails_loudly_everywhere_and_cleans_up() {
     // and the API say it failed, and nothing is left behind.
     let seen_before = receiver.seen().len();
     let log = dir.path().join("daemon.log");
-    let _daemon = Daemon(
+    let mut daemon = Daemon(
         cmd()
             .arg("run")
             .stderr(std::fs::File::create(&log).unwrap())
@@ -277,14 +277,32 @@ fn a_drill_that_must_fail_fails_loudly_everywhere_and_cleans_up() {
     assert!(code == 202 || code == 409, "{code} {body}");
     let (code, _) = http(http_port, "POST", &path, None);
     assert_eq!(code, 401);
+    // The requested drill may be running: SIGTERM stops it, and its container goes first.
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while drill_containers(&pg.c.name).is_empty() && Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    let pid = daemon.0.id().to_string();
+    assert!(
+        std::process::Command::new("kill")
+            .args(["-TERM", &pid])
+            .status()
+            .unwrap()
+            .success()
+    );
     let deadline = Instant::now() + Duration::from_secs(60);
-    while !drill_containers(&pg.c.name).is_empty() {
+    while daemon.0.try_wait().unwrap().is_none() {
         assert!(
             Instant::now() < deadline,
-            "the daemon left a drill container"
+            "the daemon did not stop on SIGTERM"
         );
-        std::thread::sleep(Duration::from_millis(500));
+        std::thread::sleep(Duration::from_millis(200));
     }
+    assert!(
+        drill_containers(&pg.c.name).is_empty(),
+        "the daemon left a drill container:\n{}",
+        std::fs::read_to_string(&log).unwrap_or_default()
+    );
 }
 
 #[test]
