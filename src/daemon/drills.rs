@@ -101,13 +101,13 @@ impl Drills {
                 if let Some(at) = last
                     .iter()
                     .filter(|r| r.outcome == Outcome::Passed)
-                    .map(|r| r.started_at)
-                    .max()
+                    .map(Record::ended_timestamp)
+                    .reduce(f64::max)
                 {
                     self.metrics
                         .drill_last_success
                         .with_label_values(&[name])
-                        .set(at.timestamp() as f64);
+                        .set(at);
                 }
                 DrillView {
                     target: name.clone(),
@@ -142,7 +142,7 @@ impl Drills {
                 Outcome::Passed => {
                     m.drill_last_success
                         .with_label_values(&[name])
-                        .set(r.started_at.timestamp() as f64 + r.duration_seconds);
+                        .set(r.ended_timestamp());
                     m.drill_last_result.with_label_values(&[name]).set(1.0);
                 }
                 Outcome::Failed => {

@@ -263,12 +263,13 @@ pub async fn run(
             .values()
             .filter_map(|r| r.strip_prefix(DRILL_PREFIX).map(str::to_string))
             .collect();
-        for target in drill_scheduler.take_due(Utc::now(), &drilling) {
+        let due_drills = drill_scheduler.take_due(Utc::now(), &drilling);
+        if !due_drills.is_empty() {
+            drills.set_targets(scheduler.slots(), &drill_scheduler);
+        }
+        for target in due_drills {
             let key = format!("{DRILL_PREFIX}{}", target.name);
             running.insert(ctx.spawn_drill(&mut tasks, target), key);
-        }
-        if !drilling.is_empty() || drill_scheduler.next_wake().is_some() {
-            drills.set_targets(scheduler.slots(), &drill_scheduler);
         }
         if tokio::time::Instant::now() >= next_upload {
             next_upload = tokio::time::Instant::now() + upload_every;

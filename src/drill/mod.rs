@@ -126,10 +126,11 @@ pub async fn drill_target(ctx: &Context, target: &Target, stop: Stop) -> Vec<Dri
     if picked.is_empty() {
         tracing::warn!(target = %target.name, "nothing to drill: the target has no complete artifact yet");
     }
+    let earlier = record::all(&ctx.backup_dir, &target.name);
     let mut records = Vec::new();
     for p in picked {
-        let previous = record::all(&ctx.backup_dir, &target.name)
-            .into_iter()
+        let previous = earlier
+            .iter()
             .find(|r| r.database == p.manifest.database && r.outcome != Outcome::Skipped);
         let was_failing = previous.is_some_and(|r| r.outcome == Outcome::Failed);
         let record = drill_one(ctx, target, &p, stop.clone()).await;
@@ -266,10 +267,12 @@ async fn run(
     let (path, fetched) = match &picked.location {
         Location::Local(p) => (p.clone(), None),
         Location::Remote(remote) => {
+            // A temp name: if stowage dies here, the next start removes the directory.
             let dir = ctx.backup_dir.join(format!(
-                ".drill-{}-{}",
+                ".drill-{}-{}{}",
                 std::process::id(),
-                container::rand_index(1 << 30)
+                container::rand_index(1 << 30),
+                crate::local::artifact::TEMP_SUFFIX
             ));
             std::fs::create_dir_all(&dir).map_err(|e| {
                 Failed::new("download", format!("cannot create {}: {e}", dir.display()))

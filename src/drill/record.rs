@@ -70,6 +70,13 @@ pub struct Record {
     pub checks: BTreeMap<String, bool>,
 }
 
+impl Record {
+    /// When the drill ended, as Unix seconds.
+    pub fn ended_timestamp(&self) -> f64 {
+        self.started_at.timestamp() as f64 + self.duration_seconds
+    }
+}
+
 /// The record format this stowage writes.
 pub const FORMAT: u32 = 1;
 

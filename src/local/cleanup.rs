@@ -2,8 +2,9 @@
 //!
 //! Every stowage process holds a shared `flock` on `<backup_dir>/.stowage.lock` while it runs.
 //! Clean-up happens only when an exclusive lock can be taken first, which means no other
-//! stowage process is using the directory (and so none is mid-commit): temp files, artifacts
-//! whose manifest was never written, and manifests whose artifact a deletion had removed.
+//! stowage process is using the directory (and so none is mid-commit): temp files, temp
+//! directories (a drill's download), artifacts whose manifest was never written, and manifests
+//! whose artifact a deletion had removed.
 
 use std::fs::{self, OpenOptions};
 use std::io;
@@ -48,6 +49,14 @@ fn remove_temp_files(backup_dir: &Path) -> io::Result<usize> {
     for entry in fs::read_dir(backup_dir)? {
         let entry = entry?;
         if !entry.file_type()?.is_dir() {
+            continue;
+        }
+        let dir_name = entry.file_name();
+        let dir_name = dir_name.to_string_lossy();
+        if dir_name.starts_with('.') && dir_name.ends_with(TEMP_SUFFIX) {
+            fs::remove_dir_all(entry.path())?;
+            tracing::info!(dir = %entry.path().display(), "removed a temp directory left by an interrupted drill");
+            removed += 1;
             continue;
         }
         for file in fs::read_dir(entry.path())? {
@@ -129,9 +138,16 @@ mod tests {
         fs::create_dir_all(&t).unwrap();
         fs::write(t.join(".x.sql.zst.77.stowage-tmp"), b"partial").unwrap();
         fs::write(t.join("x.sql.zst"), b"keep").unwrap();
+        // A drill's download directory that a crash left; other dot directories stay.
+        let download = dir.join(".drill-77-5.stowage-tmp");
+        fs::create_dir_all(&download).unwrap();
+        fs::write(download.join("20260101T000000Z_db_app.sql.zst"), b"copy").unwrap();
+        fs::create_dir_all(dir.join(".shrink/db")).unwrap();
         let (_lock, removed) = open_backup_dir(&dir).unwrap();
-        assert_eq!(removed, 1);
+        assert_eq!(removed, 2);
         assert!(t.join("x.sql.zst").exists());
+        assert!(!download.exists());
+        assert!(dir.join(".shrink/db").exists());
         fs::remove_dir_all(&dir).unwrap();
     }
 
