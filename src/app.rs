@@ -15,6 +15,7 @@ use crate::pipeline::encryption::{EncryptionError, Identities};
 /// Connects to Docker and builds the job context from a checked configuration.
 pub async fn context(config: &Config, checked: &Checked) -> Result<job::Context, ConnectError> {
     let docker = docker::connect().await?;
+    let host = host(config, &docker).await?;
     let mut ctx = job::Context::new(
         docker,
         backup::Options {
@@ -24,7 +25,7 @@ pub async fn context(config: &Config, checked: &Checked) -> Result<job::Context,
             encryption: checked.encryption.clone(),
             free_space_margin: config.free_space_margin,
         },
-        checked.storages.clone(),
+        Arc::new(checked.storages.scoped(&host)),
         config.remote_only,
         Arc::new(checked.registry.clone()),
         checked.schedule.clone(),
@@ -34,7 +35,16 @@ pub async fn context(config: &Config, checked: &Checked) -> Result<job::Context,
     );
     ctx.drill_schedule = checked.drill_schedule.clone();
     ctx.shrink_alert = config.drill.shrink_alert;
+    ctx.host = host;
     Ok(ctx)
+}
+
+/// This host's name in storages: config `host`, else the engine's name.
+pub async fn host(config: &Config, docker: &bollard::Docker) -> Result<String, ConnectError> {
+    match &config.host {
+        Some(h) => Ok(h.clone()),
+        None => docker::engine_name(docker).await,
+    }
 }
 
 /// What drills need, from the job context and the configuration: the keys to open encrypted
@@ -71,5 +81,6 @@ pub fn daemon_settings(config: &Config, checked: &Checked) -> daemon::Settings {
         http: config.http.clone(),
         alerts: config.alerts.clone(),
         channels: checked.channels.clone(),
+        coordination: config.coordination.clone(),
     }
 }

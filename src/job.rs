@@ -48,6 +48,8 @@ pub struct Context {
     pub drill_schedule: Option<Schedule>,
     /// Config `drill.shrink_alert`: the drop that makes a backup suspicious (0: off).
     pub shrink_alert: f64,
+    /// This host's name in the storages' key layout (config `host`, else the engine's name).
+    pub host: String,
     permits: Arc<Semaphore>,
 }
 
@@ -76,6 +78,7 @@ impl Context {
             instance,
             drill_schedule: None,
             shrink_alert: 0.0,
+            host: String::new(),
             permits: Arc::new(Semaphore::new(max_concurrent)),
         }
     }

@@ -130,7 +130,7 @@ fn run_once_counts_copies_that_live_only_in_storage() {
         ("STOWAGE_REMOTE_ONLY", "true".into()),
         ("STOWAGE_DAEMON__MISSED_RUNS", "run-once".into()),
     ];
-    let remote = |target: &str| artifacts(&disk.path().join(target));
+    let remote = |target: &str| artifacts(&disk.path().join(TEST_HOST).join(target));
     let mut backup = stowage(dir.path(), &instance);
     let (code, out, err) = outcome(backup.args(["backup", "stored"]).envs(env.clone()));
     assert_eq!(code, 0, "{out}{err}");

@@ -141,7 +141,7 @@ fn kill_9_at_every_point_of_a_backup_leaves_only_committed_artifacts() {
             remote_only: point.starts_with("remote-only"),
         };
         let local = case.dir.path().join("backups/db");
-        let remote = case.disk.join("db");
+        let remote = case.disk.join(TEST_HOST).join("db");
         // A first backup, so that retention and remote retention have something to delete.
         let (code, err) = case.backup();
         assert_eq!(code, 0, "{point}: first backup: {err}");

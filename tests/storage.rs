@@ -36,7 +36,7 @@ fn remote_files(s3: &S3Server, target: &str) -> Vec<String> {
     s3.objects()
         .into_iter()
         .filter_map(|o| {
-            o.strip_prefix(&format!("stowage/{target}/"))
+            o.strip_prefix(&format!("stowage/{TEST_HOST}/{target}/"))
                 .map(String::from)
         })
         .collect()
@@ -96,7 +96,7 @@ fn uploads_list_remote_retention_and_remote_only() {
     expected.sort();
     assert_eq!(remote_files(&s3, &target), expected);
     assert_eq!(
-        files_under(&usb.path().join(&target)),
+        files_under(&usb.path().join(TEST_HOST).join(&target)),
         expected,
         "the label's second storage"
     );
@@ -106,6 +106,7 @@ fn uploads_list_remote_retention_and_remote_only() {
         .root
         .join(S3_BUCKET)
         .join("stowage")
+        .join(TEST_HOST)
         .join(&target)
         .join(&names[2]);
     assert_eq!(
@@ -242,6 +243,7 @@ fn server_killed_mid_upload_then_completed_next_time() {
         .root
         .join(S3_BUCKET)
         .join("stowage")
+        .join(TEST_HOST)
         .join(&target)
         .join(&first_name);
     assert_eq!(

@@ -27,7 +27,7 @@ fn load_catalog(backup_dir: &Path, targets: &[String]) -> anyhow::Result<Vec<cat
 pub(super) async fn cmd_list(l: &Loaded, targets: &[String]) -> anyhow::Result<ExitCode> {
     let config = &l.config;
     let listed = load_catalog(&config.backup_dir, targets)?;
-    let storages = &l.checked.storages;
+    let storages = &super::storages(l).await?;
     // (target, file) → the storages holding a complete copy.
     let (mut remote, errors) = copies::by_file(storages.all(), targets).await;
     for e in errors {

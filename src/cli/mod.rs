@@ -9,6 +9,7 @@
 
 mod artifacts;
 mod drill;
+mod hosts;
 mod print;
 mod restore;
 mod targets;
@@ -48,6 +49,10 @@ pub enum Command {
     List {
         /// Target names; all when none is given.
         targets: Vec<String>,
+        /// List every host's artifacts in the storages (hosts sharing a storage), not this
+        /// backup directory's.
+        #[arg(long)]
+        all_hosts: bool,
     },
     /// Upload what the storages lack (failed uploads are retried this way, and by the
     /// daemon), then apply retention there.
@@ -67,11 +72,27 @@ pub enum Command {
     /// Restore an artifact into a running database container. The artifact is checked against
     /// its manifest first; a mismatch is refused.
     Restore {
-        /// The artifact file (its manifest must sit beside it).
-        artifact: PathBuf,
+        /// The artifact: a file (its manifest beside it), or a stored copy
+        /// `STORAGE:[HOST/]TARGET/FILE`, where FILE may be `latest`.
+        #[arg(required_unless_present = "all")]
+        artifact: Option<PathBuf>,
         /// Container name or ID to restore into; its credentials are found as for a backup.
-        #[arg(long, value_name = "CONTAINER")]
-        to: String,
+        #[arg(long, value_name = "CONTAINER", required_unless_present = "all")]
+        to: Option<String>,
+        /// Restore every target of another host (--from-host, --storage): each database's
+        /// newest copy into the container of the target's name here (or as --map says).
+        #[arg(long, requires_all = ["from_host", "storage"], conflicts_with_all = ["artifact", "to", "database"])]
+        all: bool,
+        /// With --all: the host whose targets to restore.
+        #[arg(long, value_name = "HOST", requires = "all")]
+        from_host: Option<String>,
+        /// With --all: the storage to restore from.
+        #[arg(long, value_name = "NAME", requires = "all")]
+        storage: Option<String>,
+        /// With --all: a TOML file of `TARGET = "CONTAINER"` lines, for targets whose
+        /// container has another name here.
+        #[arg(long, value_name = "FILE", requires = "all")]
+        map: Option<PathBuf>,
         /// Database to restore into (default: the one the artifact was dumped from).
         #[arg(long, value_name = "NAME")]
         database: Option<String>,
@@ -154,21 +175,50 @@ async fn dispatch(command: Command, l: Loaded) -> anyhow::Result<ExitCode> {
         }
         Command::Plan => targets::cmd_plan(&l).await,
         Command::Engines => Ok(print::engines(&l.checked.registry)),
-        Command::List { targets } => artifacts::cmd_list(&l, &targets).await,
+        Command::List {
+            targets,
+            all_hosts: true,
+        } => hosts::cmd_list_hosts(&l, &targets).await,
+        Command::List { targets, .. } => artifacts::cmd_list(&l, &targets).await,
         Command::Prune { dry_run, targets } => artifacts::cmd_prune(&l, dry_run, &targets).await,
         Command::Upload { targets } => artifacts::cmd_upload(&l, &targets).await,
         Command::Restore {
-            artifact,
-            to,
+            all: true,
+            from_host: Some(host),
+            storage: Some(storage),
+            map,
+            identity,
+            ..
+        } => hosts::cmd_restore_all(&l, &host, &storage, map.as_deref(), identity).await,
+        Command::Restore {
+            artifact: Some(artifact),
+            to: Some(to),
             database,
             identity,
+            ..
         } => restore::cmd_restore(&l, &artifact, &to, database.as_deref(), identity).await,
+        Command::Restore { .. } => anyhow::bail!(
+            "restore needs an ARTIFACT and --to CONTAINER, or --all --from-host HOST --storage NAME"
+        ),
         Command::Verify { targets } => artifacts::cmd_verify(&l, &targets).await,
         Command::Drill { targets } => drill::cmd_drill(&l, &targets).await,
         Command::Backup { targets } => targets::cmd_backup(&l, &targets).await,
         Command::Run => targets::cmd_run(&l).await,
         Command::AlertTest => targets::cmd_alert_test(&l).await,
     }
+}
+
+/// The storages, scoped to this host (config `host`, else the engine's name, for which this
+/// connects to Docker when a storage is configured).
+async fn storages(l: &Loaded) -> anyhow::Result<std::sync::Arc<crate::remote::config::Storages>> {
+    if l.checked.storages.all().is_empty() {
+        return Ok(l.checked.storages.clone());
+    }
+    let host = match &l.config.host {
+        Some(h) => h.clone(),
+        None => crate::docker::engine_name(&crate::docker::connect().await?).await?,
+    };
+    Ok(std::sync::Arc::new(l.checked.storages.scoped(&host)))
 }
 
 /// Locks the backup directory for this process; removes a crash's temp files if it may (each

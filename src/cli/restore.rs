@@ -1,5 +1,5 @@
-//! `stowage restore`: a local artifact, or a remote copy (`STORAGE:TARGET/FILE`) fetched
-//! first, into a running container.
+//! `stowage restore`: a local artifact, or a stored copy (`STORAGE:[HOST/]TARGET/FILE`, FILE
+//! may be `latest`) fetched first, into a running container.
 
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
@@ -11,6 +11,7 @@ use super::Loaded;
 use super::print::human_bytes;
 use crate::pipeline::encryption::Identities;
 use crate::remote::config::Storages;
+use crate::remote::hosts;
 use crate::remote::storage::Remote;
 use crate::{docker, restore};
 
@@ -21,53 +22,45 @@ pub(super) async fn cmd_restore(
     database: Option<&str>,
     identity: Vec<PathBuf>,
 ) -> anyhow::Result<ExitCode> {
-    let config = &l.config;
     let docker = docker::connect().await?;
-    let mut files = config.encryption.identity_files.clone();
-    files.extend(identity);
-    let identities = Identities::load(&files, config.encryption.passphrase.as_ref())?;
-    // `STORAGE:TARGET/FILE` names a remote copy: fetch it (and its manifest) first.
-    let mut fetched = None;
-    let artifact = match remote_artifact(&l.checked.storages, artifact) {
-        Some((remote, target, file)) => {
-            let dir = config
-                .backup_dir
-                .join(format!(".restore-{}", std::process::id()));
-            std::fs::create_dir_all(&dir)
-                .with_context(|| format!("cannot create {}", dir.display()))?;
-            tracing::info!(storage = %remote.name, target, file, "downloading the artifact to restore");
-            let downloaded = remote.download(target, file, &dir).await;
-            fetched = Some(dir);
-            match downloaded {
-                Ok(p) => p,
-                Err(e) => {
-                    tracing::error!("{}", crate::error_text::one_line(&e));
-                    let _ = std::fs::remove_dir_all(fetched.as_ref().expect("set above"));
-                    return Ok(ExitCode::FAILURE);
-                }
-            }
+    let identities = Arc::new(identities(l, identity)?);
+    let storages = super::storages(l).await?;
+    let result = match remote_artifact(&storages, artifact) {
+        Some(stored) => {
+            let remote = match stored.host {
+                Some(h) => Arc::new(stored.remote.scoped(h)),
+                None => stored.remote.clone(),
+            };
+            let file = match stored.file {
+                "latest" => latest(&remote, stored.target).await?,
+                f => f.to_string(),
+            };
+            let shown = format!("{}:{}/{}/{file}", remote.name, remote.host(), stored.target);
+            let r = from_storage(
+                l,
+                &docker,
+                &identities,
+                &remote,
+                stored.target,
+                &file,
+                to,
+                database,
+            )
+            .await;
+            r.map(|r| (shown, r))
         }
-        None => artifact.to_path_buf(),
+        None => {
+            let req = request(l, artifact, to, database, identities);
+            restore::restore(&docker, &l.checked.registry, &req)
+                .await
+                .map(|r| (artifact.display().to_string(), r))
+                .map_err(anyhow::Error::from)
+        }
     };
-    let artifact = artifact.as_path();
-    let req = restore::Request {
-        artifact,
-        container: to,
-        database,
-        helper_image: config.helper_image.as_deref(),
-        identities: Arc::new(identities),
-        rows: None,
-        verified: false,
-    };
-    let result = restore::restore(&docker, &l.checked.registry, &req).await;
-    if let Some(dir) = fetched {
-        let _ = std::fs::remove_dir_all(dir);
-    }
     match result {
-        Ok(r) => {
+        Ok((shown, r)) => {
             println!(
-                "restored {} ({}) into database {} of container {to} in {:.1}s",
-                artifact.display(),
+                "restored {shown} ({}) into database {} of container {to} in {:.1}s",
                 human_bytes(r.raw_bytes),
                 r.database,
                 r.elapsed.as_secs_f64()
@@ -75,25 +68,118 @@ pub(super) async fn cmd_restore(
             Ok(ExitCode::SUCCESS)
         }
         Err(e) => {
-            tracing::error!("{}", crate::error_text::one_line(&e));
+            tracing::error!("{}", crate::error_text::one_line(e.as_ref()));
             Ok(ExitCode::FAILURE)
         }
     }
 }
 
-/// `STORAGE:TARGET/FILE` (as `stowage list` prints remote copies), when STORAGE is configured
-/// and no local file has that name.
-fn remote_artifact<'a>(
-    storages: &'a Storages,
-    arg: &'a Path,
-) -> Option<(&'a Remote, &'a str, &'a str)> {
+/// The identities for encrypted artifacts: config's and `--identity` files.
+pub(super) fn identities(l: &Loaded, extra: Vec<PathBuf>) -> anyhow::Result<Identities> {
+    let mut files = l.config.encryption.identity_files.clone();
+    files.extend(extra);
+    Ok(Identities::load(
+        &files,
+        l.config.encryption.passphrase.as_ref(),
+    )?)
+}
+
+fn request<'a>(
+    l: &'a Loaded,
+    artifact: &'a Path,
+    to: &'a str,
+    database: Option<&'a str>,
+    identities: Arc<Identities>,
+) -> restore::Request<'a> {
+    restore::Request {
+        artifact,
+        container: to,
+        database,
+        helper_image: l.config.helper_image.as_deref(),
+        identities,
+        rows: None,
+        verified: false,
+    }
+}
+
+/// Downloads `target/file` from `remote` (scoped to the artifact's host) into a temporary
+/// directory in the backup directory, restores it, and removes the download.
+#[allow(clippy::too_many_arguments)] // one restore's parts; a struct would only rename them
+pub(super) async fn from_storage(
+    l: &Loaded,
+    docker: &bollard::Docker,
+    identities: &Arc<Identities>,
+    remote: &Remote,
+    target: &str,
+    file: &str,
+    to: &str,
+    database: Option<&str>,
+) -> anyhow::Result<restore::Restored> {
+    // A temp name: the start-up clean-up removes it if this process dies.
+    let dir = l
+        .config
+        .backup_dir
+        .join(format!(".restore-{}.stowage-tmp", std::process::id()));
+    std::fs::create_dir_all(&dir).with_context(|| format!("cannot create {}", dir.display()))?;
+    tracing::info!(storage = %remote.name, host = remote.host(), target, file, "downloading the artifact to restore");
+    let result = async {
+        let path = remote.download(target, file, &dir).await?;
+        let req = request(l, &path, to, database, identities.clone());
+        Ok(restore::restore(docker, &l.checked.registry, &req).await?)
+    }
+    .await;
+    let _ = std::fs::remove_dir_all(&dir);
+    result
+}
+
+/// The newest verified copy of `target` in `remote`; an error when the target has several
+/// databases (each is its own series: name the file, or use `restore --all`).
+async fn latest(remote: &Remote, target: &str) -> anyhow::Result<String> {
+    let newest = hosts::newest_per_database(remote, target).await?;
+    let mut files: Vec<&String> = newest.values().map(|(f, _)| f).collect();
+    match files.len() {
+        0 => anyhow::bail!(
+            "storage {} holds no complete copy of target {target} of host {}; `stowage list --all-hosts` shows what it holds",
+            remote.name,
+            remote.host()
+        ),
+        1 => Ok(files.remove(0).clone()),
+        _ => anyhow::bail!(
+            "target {target} has artifacts of {} databases ({}); name the file, or use `stowage restore --all`",
+            newest.len(),
+            newest.keys().cloned().collect::<Vec<_>>().join(", ")
+        ),
+    }
+}
+
+/// A stored copy named on the command line.
+struct Stored<'a> {
+    remote: &'a Arc<Remote>,
+    host: Option<&'a str>,
+    target: &'a str,
+    file: &'a str,
+}
+
+/// `STORAGE:TARGET/FILE` (this host) or `STORAGE:HOST/TARGET/FILE`, as `stowage list` prints
+/// stored copies, when STORAGE is configured and no local file has that name.
+fn remote_artifact<'a>(storages: &'a Storages, arg: &'a Path) -> Option<Stored<'a>> {
     if arg.exists() {
         return None;
     }
     let text = arg.to_str()?;
     let (name, rest) = text.split_once(':')?;
-    let (target, file) = rest.split_once('/')?;
     let remote = storages.get(name)?;
-    let safe = |s: &str| !s.is_empty() && !s.contains('/') && !s.starts_with('.');
-    (safe(target) && safe(file)).then_some((remote.as_ref(), target, file))
+    let parts: Vec<&str> = rest.split('/').collect();
+    let (host, target, file) = match parts[..] {
+        [t, f] => (None, t, f),
+        [h, t, f] => (Some(h), t, f),
+        _ => return None,
+    };
+    let safe = |s: &str| !s.is_empty() && !s.starts_with('.');
+    (host.is_none_or(safe) && safe(target) && safe(file)).then_some(Stored {
+        remote,
+        host,
+        target,
+        file,
+    })
 }

@@ -33,6 +33,25 @@ pub(super) async fn cmd_plan(l: &Loaded) -> anyhow::Result<ExitCode> {
         "{planned} target(s), {skipped} labelled container(s) skipped; artifacts go to {}",
         l.config.backup_dir.display()
     );
+    let host_from = if l.config.host.is_some() {
+        "config host"
+    } else {
+        "the Docker engine's name"
+    };
+    println!(
+        "host: {} ({host_from}); storage keys are <storage>/{}/<target>/<file>",
+        ctx.host, ctx.host
+    );
+    let coordination = &l.config.coordination;
+    match &coordination.storage {
+        Some(storage) => println!(
+            "coordination: leases in storage {storage} ({} s each): each scheduled run is claimed first, so daemons sharing these targets run each once",
+            coordination
+                .lease_for(l.config.daemon.backup_timeout)
+                .as_secs()
+        ),
+        None => println!("coordination: off (coordination.storage unset)"),
+    }
     Ok(exit(errors > 0))
 }
 

@@ -29,6 +29,7 @@ use crate::engine::Registry;
 use crate::pipeline::Compression;
 use crate::pipeline::encryption::{Encryption, EncryptionConfig};
 use crate::remote::config::{StorageConfig, Storages};
+use crate::remote::lease::CoordinationConfig;
 use crate::retention::Policy;
 use crate::schedule::Schedule;
 
@@ -88,6 +89,12 @@ pub struct Config {
     /// `[drill]`: restore drills and shrink detection.
     #[serde(default)]
     pub drill: DrillConfig,
+    /// This host's name in storages' key layout; unset: the Docker engine's name.
+    #[serde(default)]
+    pub host: Option<String>,
+    /// `[coordination]`: leases, so that daemons sharing targets run each once.
+    #[serde(default)]
+    pub coordination: CoordinationConfig,
 }
 
 /// Config keys whose last segment names a secret. For each, `STOWAGE_<KEY>_FILE` names a file
@@ -270,10 +277,30 @@ impl Config {
         .flatten()
         .map(|(k, r)| (k.to_string(), r))
         .collect();
-        if let Some(i) = &self.instance
-            && let Err(e) = crate::discover::labels::check_name("instance", i)
+        for (key, value) in [("instance", &self.instance), ("host", &self.host)] {
+            if let Some(v) = value
+                && let Err(e) = crate::discover::labels::check_name(key, v)
+            {
+                out.push((key.into(), e.reason));
+            }
+        }
+        if let Some(name) = &self.coordination.storage
+            && !self.storage.contains_key(name)
         {
-            out.push(("instance".into(), e.reason));
+            out.push((
+                "coordination.storage".into(),
+                format!("{name:?} is not a configured [storage.NAME]"),
+            ));
+        }
+        let lease = self.coordination.lease;
+        if lease != 0 && lease <= self.daemon.backup_timeout {
+            out.push((
+                "coordination.lease".into(),
+                format!(
+                    "{lease} seconds is not longer than daemon.backup_timeout ({}): a live holder would be taken over. Use 0 for backup_timeout + 120",
+                    self.daemon.backup_timeout
+                ),
+            ));
         }
         if !(0.0..=100.0).contains(&self.free_space_margin) {
             out.push((

@@ -72,7 +72,13 @@ pub struct Metrics {
     pub drill_duration: GaugeVec,
     /// Backups much smaller than the previous one, by target.
     pub shrinks: IntCounterVec,
+    /// Lease claims before scheduled runs, by target and result (`won`, `takeover`,
+    /// `skipped`, `error`).
+    pub leases: IntCounterVec,
 }
+
+/// The values of `stowage_lease_total`'s `result` label.
+pub const LEASE_RESULTS: [&str; 4] = ["won", "takeover", "skipped", "error"];
 
 impl std::fmt::Debug for Metrics {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -227,6 +233,11 @@ impl Metrics {
                 "Backups much smaller than the previous one of their database (drill.shrink_alert), by target.",
                 &["target"],
             ),
+            leases: counter(
+                "stowage_lease_total",
+                "Lease claims before scheduled runs (coordination.storage), by target and result: won, takeover (an expired holder's run taken over), skipped (another daemon runs it), error (the storage did not answer; the run went ahead).",
+                &["target", "result"],
+            ),
             registry,
         };
         // Series with a fixed label set start at 0, so `increase()` sees the first event.
@@ -277,6 +288,9 @@ impl Metrics {
         }
         let _ = self.drill_failures.remove_label_values(&[target]);
         let _ = self.shrinks.remove_label_values(&[target]);
+        for result in LEASE_RESULTS {
+            let _ = self.leases.remove_label_values(&[target, result]);
+        }
         let _ = self.duration.remove_label_values(&[target]);
         for reason in REASONS {
             let _ = self.failures.remove_label_values(&[target, reason]);

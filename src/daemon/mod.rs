@@ -15,9 +15,11 @@
 //! same time as its backup.
 
 pub mod alerts;
+mod coordination;
 pub mod drills;
 mod events;
 pub mod http;
+mod lifecycle;
 pub mod metrics;
 mod replan;
 pub mod scheduler;
@@ -38,7 +40,7 @@ use crate::plan::Target;
 use alerts::Notifier;
 use drills::Drills;
 use events::{EVENT_DEBOUNCE, watch_events};
-use metrics::Metrics;
+use lifecycle::{Started, drain, start};
 use replan::Rediscovery;
 use scheduler::Scheduler;
 pub use settings::{DaemonConfig, MAX_CONCURRENT, MAX_SECONDS, Settings};
@@ -78,16 +80,31 @@ struct Ctx {
     drills: Arc<Drills>,
     /// Turns true at shutdown: running drills stop and remove their containers.
     stop: crate::drill::Stop,
+    /// Leases before scheduled runs, when `coordination.storage` is set.
+    coordination: Option<Arc<coordination::Coordination>>,
 }
 
 impl Ctx {
     /// Starts a backup of `target` as a task; its results go to the status, the metrics, the
     /// alerts and the ping URL. The task yields whether a retry may help: the run failed, and
     /// only for temporary reasons (a timeout is not retried: it would likely time out again).
-    fn spawn_backup(&self, tasks: &mut Tasks, target: Arc<Target>) -> tokio::task::Id {
+    /// With coordination, a scheduled run (`scheduled` set) first claims its lease.
+    fn spawn_backup(
+        &self,
+        tasks: &mut Tasks,
+        target: Arc<Target>,
+        scheduled: Option<chrono::DateTime<Utc>>,
+    ) -> tokio::task::Id {
         let ctx = self.clone();
         tasks
             .spawn(async move {
+                let ticket = match (&ctx.coordination, scheduled) {
+                    (Some(c), Some(at)) => match c.claim(&target, at, &ctx.status).await {
+                        Some(t) => Some(t),
+                        None => return false,
+                    },
+                    _ => None,
+                };
                 let _permit = ctx.job.permit().await;
                 let ping = ctx.status.started(&target.name);
                 if let Some(url) = &ping {
@@ -105,6 +122,9 @@ impl Ctx {
                     None => Some(run.await),
                 };
                 let ok = run.as_ref().is_some_and(job::TargetRun::all_ok);
+                if let (Some(c), Some(t)) = (&ctx.coordination, ticket) {
+                    c.finish(&target.name, t, ok).await;
+                }
                 if let Some(url) = &ping {
                     ctx.notifier.ping(&target.name, url, if ok { "" } else { "/fail" });
                 }
@@ -160,28 +180,6 @@ impl Ctx {
     }
 }
 
-/// Checks that every storage answers (one LIST each), logs the result and sets
-/// `stowage_storage_up`. A storage that does not answer is not fatal: its uploads fail,
-/// are counted and retried.
-async fn check_storages(job: &Context, metrics: &Metrics) {
-    for remote in job.storages.all() {
-        let up = match remote.health().await {
-            Ok(()) => {
-                tracing::info!(storage = %remote.name, "storage answers");
-                true
-            }
-            Err(e) => {
-                tracing::error!(storage = %remote.name, temporary = crate::error::Temporary::is_temporary(&e), "{}; uploads to it fail until this is fixed", crate::error_text::one_line(&e));
-                false
-            }
-        };
-        metrics
-            .storage_up
-            .with_label_values(&[&remote.name])
-            .set(f64::from(u8::from(up)));
-    }
-}
-
 /// Runs until `shutdown` completes, then drains as described in the module doc. Errors are
 /// start-up problems (the HTTP port, alert settings).
 // Long: the event loop's state (tasks, running targets, timers) lives in its locals; each step
@@ -201,9 +199,20 @@ pub async fn run(
         mut drill_triggers,
     } = start(&job, &settings).await?;
     let (stop_tx, stop) = tokio::sync::watch::channel(false);
+    let coordination =
+        coordination::Coordination::new(&job, &settings.coordination, config.backup_timeout)
+            .map(Arc::new);
+    // A run never outlives its lease: with no backup_timeout, the lease's length bounds it.
+    let lease = settings.coordination.lease_for(config.backup_timeout);
+    let timeout = match (config.backup_timeout, &coordination) {
+        (0, Some(_)) => Some(lease * 9 / 10),
+        (0, None) => None,
+        (t, _) => Some(Duration::from_secs(t)),
+    };
     let ctx = Ctx {
         job: job.clone(),
-        timeout: (config.backup_timeout > 0).then(|| Duration::from_secs(config.backup_timeout)),
+        timeout,
+        coordination,
         status: status.clone(),
         notifier: notifier.clone(),
         drill,
@@ -249,13 +258,13 @@ pub async fn run(
                 .set(i64::try_from(free).unwrap_or(i64::MAX));
         }
         let busy: HashSet<String> = running.values().cloned().collect();
-        let due = scheduler.take_due(Utc::now(), &busy);
+        let due = scheduler.take_due_for(Utc::now(), &busy);
         if !due.is_empty() {
             status.set_targets(scheduler.slots(), |_| None);
         }
-        for target in due {
-            let name = target.name.clone();
-            running.insert(ctx.spawn_backup(&mut tasks, target), name);
+        for d in due {
+            let name = d.target.name.clone();
+            running.insert(ctx.spawn_backup(&mut tasks, d.target, d.scheduled), name);
         }
         // Drills are tracked as `drill:NAME`: a drill and a backup of one target may overlap
         // (a drill reads a committed artifact), two drills of one target may not.
@@ -314,7 +323,7 @@ pub async fn run(
                 match scheduler.run_now(&name, &busy) {
                     Some(target) => {
                         tracing::info!(target = %name, "backup requested through the API");
-                        running.insert(ctx.spawn_backup(&mut tasks, target), name);
+                        running.insert(ctx.spawn_backup(&mut tasks, target, None), name);
                     }
                     None => tracing::warn!(target = %name, "requested backup not started: the target is running or gone"),
                 }
@@ -358,82 +367,3 @@ pub async fn run(
 
 /// The key of a running drill in the loop's map of running tasks.
 const DRILL_PREFIX: &str = "drill:";
-
-/// What [`start`] starts.
-struct Started {
-    status: Arc<Status>,
-    triggers: tokio::sync::mpsc::Receiver<String>,
-    notifier: Notifier,
-    drills: Arc<Drills>,
-    drill_triggers: tokio::sync::mpsc::Receiver<String>,
-}
-
-/// Starts what the loop reports to: metrics, status, alert channels, the HTTP server (a
-/// port that cannot be bound is fatal), and the storages' health check; removes drill
-/// containers a killed stowage left behind.
-async fn start(job: &Context, settings: &Settings) -> Result<Started, DaemonError> {
-    let metrics = Metrics::new();
-    for remote in job.storages.all() {
-        metrics.add_storage(&remote.name);
-    }
-    let (status, triggers) = Status::new(metrics.clone(), job.instance.clone());
-    let status = Arc::new(status);
-    let (drills, drill_triggers) = Drills::new(
-        metrics.clone(),
-        job.backup.backup_dir.clone(),
-        job.instance.clone(),
-    );
-    let drills = Arc::new(drills);
-    if let Err(e) =
-        crate::drill::container::remove_leftovers(&job.docker, job.instance.as_deref()).await
-    {
-        tracing::warn!("could not look for drill containers left behind: {e}");
-    }
-    let notifier = Notifier::new(settings.channels.clone(), metrics.clone());
-    let listen = &settings.http.listen;
-    if !listen.is_empty() {
-        http::serve(
-            listen,
-            settings.http.token.clone(),
-            status.clone(),
-            drills.clone(),
-            job.backup.backup_dir.clone(),
-        )
-        .await
-        .map_err(|source| DaemonError::Listen {
-            addr: listen.clone(),
-            source,
-        })?;
-    }
-    check_storages(job, &metrics).await;
-    Ok(Started {
-        status,
-        triggers,
-        notifier,
-        drills,
-        drill_triggers,
-    })
-}
-
-/// Gives running tasks `grace` to finish, then aborts the rest (an aborted backup's temp file
-/// is removed as its task drops).
-async fn drain(tasks: &mut Tasks, grace: Duration) {
-    if tasks.is_empty() {
-        return;
-    }
-    tracing::info!(
-        running = tasks.len(),
-        grace_seconds = grace.as_secs(),
-        "shutting down: waiting for running backups"
-    );
-    let drained =
-        tokio::time::timeout(grace, async { while tasks.join_next().await.is_some() {} }).await;
-    if drained.is_err() {
-        tracing::warn!(
-            aborted = tasks.len(),
-            "grace period over: aborting running backups; they leave no artifact"
-        );
-        tasks.abort_all();
-        while tasks.join_next().await.is_some() {}
-    }
-}

@@ -97,4 +97,6 @@ pub struct Settings {
     pub alerts: AlertsConfig,
     /// The alert channels, built and checked.
     pub channels: Channels,
+    /// `[coordination]`.
+    pub coordination: crate::remote::lease::CoordinationConfig,
 }

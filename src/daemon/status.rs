@@ -192,6 +192,14 @@ impl Status {
         }
     }
 
+    /// Another daemon backed `name` up (coordination): staleness counts from `at`.
+    pub fn covered(&self, name: &str, at: DateTime<Utc>) {
+        let mut inner = self.lock();
+        if let Some(view) = inner.targets.get_mut(name) {
+            self.backed_up(view, at);
+        }
+    }
+
     /// Records a successful backup's time.
     fn backed_up(&self, view: &mut TargetView, at: DateTime<Utc>) {
         self.metrics

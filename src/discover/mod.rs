@@ -1,10 +1,12 @@
 //! Finding the containers to back up.
 //!
 //! Lists every container (running or not) that carries a `stowage.enable` label and inspects
-//! each one for what planning needs: name, image, state, labels and environment. It reads the
+//! each one for what planning needs: name, image, state, labels and environment. On a Swarm
+//! manager it also finds the task containers of services labelled so ([`swarm`]). It reads the
 //! Docker API only; deciding what a container means is [`crate::plan`]'s job.
 
 pub mod labels;
+pub mod swarm;
 
 use std::collections::BTreeMap;
 use std::fmt;
@@ -184,6 +186,24 @@ pub async fn labelled_containers(
             }
         }
     }
+    // On a Swarm manager, services labelled in `deploy.labels` count too.
+    let services = if swarm::is_manager(docker).await? {
+        let instance_filter = instance.map(|i| format!("{INSTANCE_LABEL}={i}"));
+        let (labels, tasks) = swarm::labelled_services(
+            docker,
+            &[ENABLE_LABEL, crate::discover::labels::BAKTAINER_ENABLE],
+            instance_filter.as_deref(),
+        )
+        .await?;
+        for id in tasks {
+            if !ids.contains(&id) {
+                ids.push(id);
+            }
+        }
+        labels
+    } else {
+        Default::default()
+    };
     let inspected: Vec<_> = futures_util::stream::iter(ids)
         .map(|id| async move {
             (
@@ -199,7 +219,11 @@ pub async fn labelled_containers(
     let mut out = Vec::new();
     for (result, id) in inspected {
         match result {
-            Ok(c) => out.push(ContainerInfo::from_inspect(c, id)),
+            Ok(c) => {
+                let mut c = ContainerInfo::from_inspect(c, id);
+                swarm::merge_service_labels(&mut c, &services);
+                out.push(c);
+            }
             Err(bollard::errors::Error::DockerResponseServerError {
                 status_code: 404, ..
             }) => tracing::debug!(container = %id, "container vanished while being inspected"),

@@ -34,15 +34,36 @@ pub enum ConnectError {
         #[source]
         source: bollard::errors::Error,
     },
+    /// The engine's name (the default `host`) cannot be read or used.
+    #[error(
+        "cannot use the Docker engine's name as this host's name in storages ({reason}); set `host` in the configuration"
+    )]
+    Name {
+        /// Why.
+        reason: String,
+    },
 }
 
 impl crate::error::Temporary for ConnectError {
     fn is_temporary(&self) -> bool {
         match self {
-            Self::Unsupported(_) => false,
+            Self::Unsupported(_) | Self::Name { .. } => false,
             Self::Unreachable { source, .. } => exec::api_is_temporary(source),
         }
     }
+}
+
+/// The engine's own name (`docker info`'s Name, the node's host name), the default `host`.
+/// A name that cannot be a key segment is refused.
+pub async fn engine_name(docker: &Docker) -> Result<String, ConnectError> {
+    let info = docker.info().await.map_err(|e| ConnectError::Name {
+        reason: e.to_string(),
+    })?;
+    let name = info.name.unwrap_or_default();
+    crate::discover::labels::check_name("host", &name).map_err(|e| ConnectError::Name {
+        reason: format!("{name:?}: {}", e.reason),
+    })?;
+    Ok(name)
 }
 
 /// Where and how to connect, read from the environment.

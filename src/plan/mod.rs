@@ -31,7 +31,8 @@ pub enum Databases {
 /// A container that will be backed up, and how.
 #[derive(Debug, Clone)]
 pub struct Target {
-    /// Target name: `stowage.name` or the container name made file-safe. Unique.
+    /// Target name: `stowage.name`, else a Swarm task's service name (see
+    /// [`crate::discover::swarm`]), else the container name, made file-safe. Unique.
     pub name: String,
     /// The container.
     pub container: ContainerInfo,
@@ -188,6 +189,17 @@ fn plan_one(c: &ContainerInfo, defaults: &Defaults) -> Result<Target, Skip> {
     let databases = databases(engine, &labels, &vars).map_err(|r| skip(r, true))?;
     let warnings = warnings(engine, &labels, &vars);
     // Checked last, so a stopped container's label mistakes are reported first.
+    if !c.is_running()
+        && let Some(service) = crate::discover::swarm::target_name(&c.labels)
+    {
+        return Err(skip(
+            format!(
+                "a Swarm task of {service} that is {} (an earlier task, or not started yet); the service's running task is the target",
+                c.state
+            ),
+            false,
+        ));
+    }
     if !c.is_running() {
         return Err(skip(
             format!(
@@ -197,10 +209,10 @@ fn plan_one(c: &ContainerInfo, defaults: &Defaults) -> Result<Target, Skip> {
             false,
         ));
     }
-    let name = labels
-        .name
-        .clone()
-        .unwrap_or_else(|| labels::file_safe(&c.name));
+    let name = labels.name.clone().unwrap_or_else(|| {
+        let default = crate::discover::swarm::target_name(&c.labels);
+        labels::file_safe(default.as_deref().unwrap_or(&c.name))
+    });
     let encrypt = match labels.encrypt {
         Some(true) if !defaults.encryption => {
             return Err(skip(

@@ -183,6 +183,17 @@ impl Storages {
         }
     }
 
+    /// Every storage, scoped to `host` ([`Remote::scoped`]).
+    pub fn scoped(&self, host: &str) -> Self {
+        Self {
+            remotes: self
+                .remotes
+                .iter()
+                .map(|r| Arc::new(r.scoped(host)))
+                .collect(),
+        }
+    }
+
     /// All storages.
     pub fn all(&self) -> &[Arc<Remote>] {
         &self.remotes
@@ -249,8 +260,8 @@ mod tests {
         )
         .unwrap();
         assert_eq!(
-            r.key("db", "a.sql.zst").to_string(),
-            "some/prefix/db/a.sql.zst"
+            r.scoped("h1").key("db", "a.sql.zst").to_string(),
+            "some/prefix/h1/db/a.sql.zst"
         );
         assert!(!format!("{r:?}").contains("hunter2"));
     }

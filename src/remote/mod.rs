@@ -8,9 +8,13 @@
 //! - [`copies`]: the one place that answers "which storages hold a complete copy".
 //! - [`replicate`]: one pass per target: upload what is missing, remote retention,
 //!   remote-only clean-up.
+//! - [`hosts`]: every host's targets and artifacts in a storage (several hosts share one).
+//! - [`lease`]: one run per target and scheduled time among daemons that share a storage.
 
 pub mod config;
 pub mod copies;
 pub mod error;
+pub mod hosts;
+pub mod lease;
 pub mod replicate;
 pub mod storage;

@@ -3,8 +3,9 @@
 //!
 //! Built on object_store: S3 and S3-compatible servers (custom endpoint, path style, plain
 //! http), Google Cloud Storage, Azure Blob Storage and a local directory, each configured by a
-//! URL plus object_store's own option names. Keys are `<url path>/<target>/<file>`, the same
-//! layout as the local backup directory, with the manifest beside its artifact.
+//! URL plus object_store's own option names. Keys are `<url path>/<host>/<target>/<file>`:
+//! under the host's prefix (config `host`, see [`Remote::scoped`]) the same layout as the
+//! local backup directory, with the manifest beside its artifact.
 //!
 //! An upload never makes a partial object visible under its final key: a file up to one part
 //! is a single conditional PUT (never overwriting), a larger one a multipart upload that only
@@ -37,6 +38,7 @@ pub const MIN_PART: u64 = 8 * 1024 * 1024;
 pub const MAX_PARTS: u64 = 9_000;
 
 /// Where a storage's objects live.
+#[derive(Clone)]
 pub(super) enum Backend {
     /// An object store client (S3, GCS, Azure), built from config.
     Store(Arc<dyn ObjectStore>),
@@ -52,6 +54,11 @@ pub struct Remote {
     pub default: bool,
     backend: Backend,
     store: OnceCell<Arc<dyn ObjectStore>>,
+    /// The URL's path: every host's objects live under it.
+    base: Path,
+    /// The host whose objects this handle reads and writes (empty until scoped).
+    host: String,
+    /// `base/host`.
     prefix: Path,
     verify_readback: bool,
 }
@@ -79,7 +86,7 @@ impl Remote {
     pub(super) fn with_backend(
         name: &str,
         backend: Backend,
-        prefix: Path,
+        base: Path,
         default: bool,
         verify_readback: bool,
     ) -> Self {
@@ -88,13 +95,41 @@ impl Remote {
             default,
             backend,
             store: OnceCell::new(),
-            prefix,
+            prefix: base.clone(),
+            base,
+            host: String::new(),
             verify_readback,
         }
     }
 
+    /// The same storage, reading and writing the objects of `host` (`<url path>/<host>/…`).
+    /// Every target operation goes through a scoped handle, so one host's retention never
+    /// sees another host's objects.
+    pub fn scoped(&self, host: &str) -> Remote {
+        Self {
+            name: self.name.clone(),
+            default: self.default,
+            backend: self.backend.clone(),
+            store: self.store.clone(),
+            prefix: self.base.clone().join(host),
+            base: self.base.clone(),
+            host: host.to_string(),
+            verify_readback: self.verify_readback,
+        }
+    }
+
+    /// The host this handle is scoped to.
+    pub fn host(&self) -> &str {
+        &self.host
+    }
+
+    /// The URL's path, above every host's prefix.
+    pub(super) fn base(&self) -> &Path {
+        &self.base
+    }
+
     /// The store; a `file://` directory is created and opened the first time.
-    async fn store(&self) -> Result<&Arc<dyn ObjectStore>, StorageError> {
+    pub(super) async fn store(&self) -> Result<&Arc<dyn ObjectStore>, StorageError> {
         self.store
             .get_or_try_init(|| async {
                 match &self.backend {
@@ -124,7 +159,12 @@ impl Remote {
         self.prefix.clone().join(target).join(file)
     }
 
-    fn error(&self, what: &'static str, key: &Path, cause: impl Into<Cause>) -> StorageError {
+    pub(super) fn error(
+        &self,
+        what: &'static str,
+        key: &Path,
+        cause: impl Into<Cause>,
+    ) -> StorageError {
         StorageError {
             storage: self.name.clone(),
             what,
@@ -164,7 +204,7 @@ impl Remote {
             .collect())
     }
 
-    /// The target names that have objects here.
+    /// The target names that have objects under this host's prefix.
     pub async fn targets(&self) -> Result<Vec<String>, StorageError> {
         let listed = self
             .store()
@@ -176,6 +216,7 @@ impl Remote {
             .common_prefixes
             .iter()
             .filter_map(|p| p.filename().map(String::from))
+            .filter(|name| !name.starts_with('.'))
             .collect())
     }
 

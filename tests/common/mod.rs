@@ -479,11 +479,16 @@ impl Drop for Scratch {
     }
 }
 
-/// The stowage binary under test, with a backup directory and an instance of its own.
+/// The host name tests give stowage (config `host`): storages hold its objects under it.
+pub const TEST_HOST: &str = "testhost";
+
+/// The stowage binary under test, with a backup directory and an instance of its own, as
+/// host [`TEST_HOST`].
 pub fn stowage(backup_dir: &Path, instance: &str) -> Command {
     let mut cmd = Command::new(env!("CARGO_BIN_EXE_stowage"));
     cmd.env("STOWAGE_BACKUP_DIR", backup_dir)
         .env("STOWAGE_INSTANCE", instance)
+        .env("STOWAGE_HOST", TEST_HOST)
         .env("STOWAGE_CONFIG", "/dev/null")
         .env("STOWAGE_LOG", "info");
     cmd

@@ -1,0 +1,155 @@
+//! The commands across hosts that share a storage: `list --all-hosts` and
+//! `restore --all --from-host` (disaster recovery of a dead host onto this one).
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+use std::sync::Arc;
+
+use anyhow::Context as _;
+
+use super::print::human_bytes;
+use super::{Loaded, exit};
+use crate::docker;
+use crate::remote::{copies, hosts};
+
+pub(super) async fn cmd_list_hosts(l: &Loaded, targets: &[String]) -> anyhow::Result<ExitCode> {
+    let storages = &l.checked.storages;
+    if storages.all().is_empty() {
+        anyhow::bail!("no storage is configured ([storage.NAME]); --all-hosts lists storages");
+    }
+    println!(
+        "{:<16} {:<20} {:<17} {:<9} {:<16} {:>10}  FILE",
+        "HOST", "TARGET", "TIME (UTC)", "ENGINE", "DATABASE", "SIZE"
+    );
+    let (mut count, mut failed) = (0, false);
+    for storage in storages.all() {
+        let names = match hosts::hosts(storage).await {
+            Ok(h) => h,
+            Err(e) => {
+                tracing::error!("{}", crate::error_text::one_line(&e));
+                failed = true;
+                continue;
+            }
+        };
+        for host in names {
+            let scoped = Arc::new(storage.scoped(&host));
+            let (held, errors) = copies::by_file(std::slice::from_ref(&scoped), targets).await;
+            for e in &errors {
+                tracing::error!("{}", crate::error_text::one_line(e));
+            }
+            failed |= !errors.is_empty();
+            for (target, file) in held.keys() {
+                let m = scoped.manifest(target, file).await.ok();
+                let (time, engine, database, size) = match &m {
+                    Some(m) => (
+                        m.started_at.format("%Y-%m-%d %H:%M").to_string(),
+                        m.engine.clone(),
+                        m.database.clone(),
+                        human_bytes(m.stored.bytes),
+                    ),
+                    None => ("?".into(), "?".into(), "?".into(), "?".into()),
+                };
+                println!(
+                    "{host:<16} {target:<20} {time:<17} {engine:<9} {database:<16} {size:>10}  {}:{host}/{target}/{file}",
+                    storage.name
+                );
+                count += 1;
+            }
+        }
+    }
+    println!("{count} artifact(s) in {} storage(s)", storages.all().len());
+    Ok(exit(failed))
+}
+
+/// Reads a `--map` file: `TARGET = "CONTAINER"` lines (TOML).
+fn read_map(path: &Path) -> anyhow::Result<BTreeMap<String, String>> {
+    let text = std::fs::read_to_string(path)
+        .with_context(|| format!("cannot read the map file {}", path.display()))?;
+    toml::from_str(&text).with_context(|| {
+        format!(
+            "{} is not a map of TARGET = \"CONTAINER\" lines",
+            path.display()
+        )
+    })
+}
+
+pub(super) async fn cmd_restore_all(
+    l: &Loaded,
+    host: &str,
+    storage: &str,
+    map: Option<&Path>,
+    identity: Vec<PathBuf>,
+) -> anyhow::Result<ExitCode> {
+    let Some(remote) = l.checked.storages.get(storage) else {
+        anyhow::bail!("--storage {storage} is not a configured [storage.NAME]");
+    };
+    let map = match map {
+        Some(p) => read_map(p)?,
+        None => BTreeMap::new(),
+    };
+    let docker = docker::connect().await?;
+    let identities = Arc::new(super::restore::identities(l, identity)?);
+    let remote = remote.scoped(host);
+    let targets = remote.targets().await?;
+    if targets.is_empty() {
+        anyhow::bail!(
+            "storage {storage} holds nothing of host {host}; `stowage list --all-hosts` shows the hosts it holds"
+        );
+    }
+    println!(
+        "restoring {} target(s) of host {host} from storage {storage}",
+        targets.len()
+    );
+    let (mut restored, mut failed) = (0, 0);
+    for target in &targets {
+        let container = map.get(target).map_or(target.as_str(), String::as_str);
+        let newest = match hosts::newest_per_database(&remote, target).await {
+            Ok(n) if !n.is_empty() => n,
+            Ok(_) => {
+                println!("  {target}: no complete copy; skipped");
+                failed += 1;
+                continue;
+            }
+            Err(e) => {
+                println!("  {target}: FAILED: {}", crate::error_text::one_line(&e));
+                failed += 1;
+                continue;
+            }
+        };
+        for (database, (file, manifest)) in newest {
+            let r = super::restore::from_storage(
+                l,
+                &docker,
+                &identities,
+                &remote,
+                target,
+                &file,
+                container,
+                None,
+            )
+            .await;
+            match r {
+                Ok(r) => {
+                    restored += 1;
+                    println!(
+                        "  {target}: {file} (made {}) → database {} of container {container}: {} in {:.1}s",
+                        manifest.started_at.format("%Y-%m-%d %H:%M UTC"),
+                        r.database,
+                        human_bytes(r.raw_bytes),
+                        r.elapsed.as_secs_f64()
+                    );
+                }
+                Err(e) => {
+                    failed += 1;
+                    println!(
+                        "  {target}: {database} into container {container}: FAILED: {}",
+                        crate::error_text::one_line(e.as_ref())
+                    );
+                }
+            }
+        }
+    }
+    println!("{restored} restored, {failed} failed");
+    Ok(exit(failed > 0))
+}
