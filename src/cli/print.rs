@@ -41,6 +41,7 @@ pub(super) fn target(t: &Target, now: chrono::DateTime<Utc>) {
         .map(|n| n.format("%Y-%m-%d %H:%M UTC").to_string())
         .unwrap_or_else(|| "never".into());
     println!("  schedule:  {} (next run {next})", t.schedule.as_str());
+    println!("  retention: {}", t.retention);
     match &t.drill {
         Some(d) => {
             let next = d

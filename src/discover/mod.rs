@@ -187,7 +187,8 @@ pub async fn labelled_containers(
         }
     }
     // On a Swarm manager, services labelled in `deploy.labels` count too.
-    let services = if swarm::is_manager(docker).await? {
+    let manager = swarm::is_manager(docker).await?;
+    let mut services = if manager {
         let instance_filter = instance.map(|i| format!("{INSTANCE_LABEL}={i}"));
         let (labels, tasks) = swarm::labelled_services(
             docker,
@@ -219,15 +220,17 @@ pub async fn labelled_containers(
     let mut out = Vec::new();
     for (result, id) in inspected {
         match result {
-            Ok(c) => {
-                let mut c = ContainerInfo::from_inspect(c, id);
-                swarm::merge_service_labels(&mut c, &services);
-                out.push(c);
-            }
+            Ok(c) => out.push(ContainerInfo::from_inspect(c, id)),
             Err(bollard::errors::Error::DockerResponseServerError {
                 status_code: 404, ..
             }) => tracing::debug!(container = %id, "container vanished while being inspected"),
             Err(e) => return Err(e.into()),
+        }
+    }
+    if manager {
+        swarm::add_service_labels(docker, &out, &mut services).await;
+        for c in &mut out {
+            swarm::merge_service_labels(c, &services);
         }
     }
     out.sort_by(|a, b| a.name.cmp(&b.name));

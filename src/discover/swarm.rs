@@ -88,6 +88,36 @@ pub async fn labelled_services(
     Ok((labels, containers))
 }
 
+/// On a manager: the labels of the services of `containers` that `known` lacks (a service
+/// found through its task containers' own labels), added to `known`. A service that cannot
+/// be inspected (removed meanwhile) is left out.
+pub async fn add_service_labels(
+    docker: &Docker,
+    containers: &[ContainerInfo],
+    known: &mut HashMap<String, BTreeMap<String, String>>,
+) {
+    for c in containers {
+        let Some(id) = c.labels.get(SERVICE_ID) else {
+            continue;
+        };
+        if known.contains_key(id) {
+            continue;
+        }
+        match docker.inspect_service(id, None).await {
+            Ok(service) => {
+                let labels = service
+                    .spec
+                    .and_then(|s| s.labels)
+                    .unwrap_or_default()
+                    .into_iter()
+                    .collect();
+                known.insert(id.clone(), labels);
+            }
+            Err(e) => tracing::debug!(service = %id, "service not inspected: {e}"),
+        }
+    }
+}
+
 /// The service labels of a manager, merged under `c`'s own labels.
 pub fn merge_service_labels(
     c: &mut ContainerInfo,
