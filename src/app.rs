@@ -39,12 +39,20 @@ pub async fn context(config: &Config, checked: &Checked) -> Result<job::Context,
     Ok(ctx)
 }
 
-/// This host's name in storages: config `host`, else the engine's name.
+/// This host's name in storages: config `host`, else the engine's own name (`docker info`'s
+/// Name, the node's host name). A name that cannot be a key segment is refused.
 pub async fn host(config: &Config, docker: &bollard::Docker) -> Result<String, ConnectError> {
-    match &config.host {
-        Some(h) => Ok(h.clone()),
-        None => docker::engine_name(docker).await,
+    if let Some(h) = &config.host {
+        return Ok(h.clone());
     }
+    let info = docker.info().await.map_err(|e| ConnectError::Name {
+        reason: e.to_string(),
+    })?;
+    let name = info.name.unwrap_or_default();
+    crate::discover::labels::check_name("host", &name).map_err(|e| ConnectError::Name {
+        reason: format!("{name:?}: {}", e.reason),
+    })?;
+    Ok(name)
 }
 
 /// What drills need, from the job context and the configuration: the keys to open encrypted

@@ -197,7 +197,11 @@ fn the_stack_example_backs_up_a_swarm_service_across_reschedules() {
         .map(|e| e.file_name().to_string_lossy().into_owned())
         .filter(|n| !n.starts_with('.'))
         .collect();
-    assert_eq!(dirs, [db_service.clone()], "one target directory");
+    assert_eq!(
+        dirs,
+        std::slice::from_ref(&db_service),
+        "one target directory"
+    );
     let (_, metrics) = http(port, "GET", "/metrics", None);
     let ok = format!("stowage_backup_last_result{{target=\"{db_service}\"}} 1");
     assert!(

@@ -245,17 +245,20 @@ impl Engine {
 
     /// Copies an image from the main engine.
     fn load(&self, image: &str) {
-        let save = Command::new("docker")
+        let mut save = Command::new("docker")
             .args(["save", image])
             .stdout(Stdio::piped())
             .spawn()
             .unwrap();
         let load = Command::new("docker")
             .args(["-H", &self.host(), "load"])
-            .stdin(save.stdout.unwrap())
+            .stdin(save.stdout.take().unwrap())
             .output()
             .unwrap();
-        assert!(load.status.success(), "{load:?}");
+        assert!(
+            save.wait().unwrap().success() && load.status.success(),
+            "{load:?}"
+        );
     }
 
     /// Stops the engine and removes everything it had.

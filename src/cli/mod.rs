@@ -216,7 +216,7 @@ async fn storages(l: &Loaded) -> anyhow::Result<std::sync::Arc<crate::remote::co
     }
     let host = match &l.config.host {
         Some(h) => h.clone(),
-        None => crate::docker::engine_name(&crate::docker::connect().await?).await?,
+        None => crate::app::host(&l.config, &crate::docker::connect().await?).await?,
     };
     Ok(std::sync::Arc::new(l.checked.storages.scoped(&host)))
 }

@@ -147,13 +147,12 @@ impl crate::error::Temporary for DiscoveryError {
     }
 }
 
-/// Lists and inspects every container with a `stowage.enable` or `baktainer.backup` label
-/// (and, with `instance`, `stowage.instance=<instance>`), sorted by name. A container that
-/// disappears between listing and inspection is left out.
-pub async fn labelled_containers(
+/// The IDs of containers labelled `stowage.enable` or `baktainer.backup` (and, with
+/// `instance`, `stowage.instance=<instance>`), stowage's own containers left out.
+async fn labelled_ids(
     docker: &Docker,
     instance: Option<&str>,
-) -> Result<Vec<ContainerInfo>, DiscoveryError> {
+) -> Result<Vec<String>, bollard::errors::Error> {
     // Label filters are ANDed, so stowage's and Baktainer's enable labels take a list each.
     let mut ids: Vec<String> = Vec::new();
     for enable in [ENABLE_LABEL, crate::discover::labels::BAKTAINER_ENABLE] {
@@ -186,6 +185,17 @@ pub async fn labelled_containers(
             }
         }
     }
+    Ok(ids)
+}
+
+/// Lists and inspects every container with a `stowage.enable` or `baktainer.backup` label
+/// (and, with `instance`, `stowage.instance=<instance>`), sorted by name. A container that
+/// disappears between listing and inspection is left out.
+pub async fn labelled_containers(
+    docker: &Docker,
+    instance: Option<&str>,
+) -> Result<Vec<ContainerInfo>, DiscoveryError> {
+    let mut ids = labelled_ids(docker, instance).await?;
     // On a Swarm manager, services labelled in `deploy.labels` count too.
     let manager = swarm::is_manager(docker).await?;
     let mut services = if manager {

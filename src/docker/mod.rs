@@ -53,19 +53,6 @@ impl crate::error::Temporary for ConnectError {
     }
 }
 
-/// The engine's own name (`docker info`'s Name, the node's host name), the default `host`.
-/// A name that cannot be a key segment is refused.
-pub async fn engine_name(docker: &Docker) -> Result<String, ConnectError> {
-    let info = docker.info().await.map_err(|e| ConnectError::Name {
-        reason: e.to_string(),
-    })?;
-    let name = info.name.unwrap_or_default();
-    crate::discover::labels::check_name("host", &name).map_err(|e| ConnectError::Name {
-        reason: format!("{name:?}: {}", e.reason),
-    })?;
-    Ok(name)
-}
-
 /// Where and how to connect, read from the environment.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Endpoint {

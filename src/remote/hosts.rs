@@ -10,6 +10,24 @@ use super::copies;
 use super::storage::{Remote, StorageError};
 use crate::local::artifact::Manifest;
 
+impl Remote {
+    /// The target names that have objects under this host's prefix.
+    pub async fn targets(&self) -> Result<Vec<String>, StorageError> {
+        let listed = self
+            .store()
+            .await?
+            .list_with_delimiter(Some(self.prefix()))
+            .await
+            .map_err(|e| self.error("listing", self.prefix(), e))?;
+        Ok(listed
+            .common_prefixes
+            .iter()
+            .filter_map(|p| p.filename().map(String::from))
+            .filter(|name| !name.starts_with('.'))
+            .collect())
+    }
+}
+
 /// The hosts that have objects in the storage.
 pub async fn hosts(remote: &Remote) -> Result<Vec<String>, StorageError> {
     let base = remote.base().clone();

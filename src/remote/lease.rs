@@ -161,6 +161,8 @@ async fn create(remote: &Remote, key: &Path, record: &Record) -> Result<bool, St
 
 /// Claims `(remote's host, target, scheduled)` for `holder`, with a lease of `length`.
 /// A claim by the same holder that already won (a retry of its own run) wins again.
+// Long: the protocol's steps in the order they happen (look, decide the generation, create,
+// read back); split up, each part would need the others' state.
 pub async fn claim(
     remote: &Remote,
     target: &str,

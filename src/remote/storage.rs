@@ -128,6 +128,11 @@ impl Remote {
         &self.base
     }
 
+    /// `base/host`: this handle's objects.
+    pub(super) fn prefix(&self) -> &Path {
+        &self.prefix
+    }
+
     /// The store; a `file://` directory is created and opened the first time.
     pub(super) async fn store(&self) -> Result<&Arc<dyn ObjectStore>, StorageError> {
         self.store
@@ -201,22 +206,6 @@ impl Remote {
                 let file = m.location.filename()?.to_string();
                 Some((file.clone(), RemoteObject { file, size: m.size }))
             })
-            .collect())
-    }
-
-    /// The target names that have objects under this host's prefix.
-    pub async fn targets(&self) -> Result<Vec<String>, StorageError> {
-        let listed = self
-            .store()
-            .await?
-            .list_with_delimiter(Some(&self.prefix))
-            .await
-            .map_err(|e| self.error("listing", &self.prefix, e))?;
-        Ok(listed
-            .common_prefixes
-            .iter()
-            .filter_map(|p| p.filename().map(String::from))
-            .filter(|name| !name.starts_with('.'))
             .collect())
     }
 
