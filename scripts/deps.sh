@@ -3,8 +3,10 @@
 # engine, from Debian's packages: mmdebstrap (builds the test images), zstd (proves artifacts
 # are plain zstd), age (proves encrypted artifacts are standard age), procps, and stunnel4 and
 # openssl (the Docker-over-TLS test), prometheus (promtool) and python3-aiosmtpd (a real SMTP
-# server for the alert tests); and from crates.io, s3s-fs (a real S3 server for the storage
-# tests). Does nothing when they are already there.
+# server for the alert tests), docker-compose (the compose example is brought up as written),
+# iproute2 and util-linux (a second dockerd in its own network namespace: ip netns, nsenter);
+# and from crates.io, s3s-fs (a real S3 server for the storage tests). Does nothing when they
+# are already there.
 set -euo pipefail
 missing=()
 command -v mmdebstrap >/dev/null || missing+=(mmdebstrap)
@@ -15,6 +17,9 @@ command -v openssl >/dev/null || missing+=(openssl) # test certificates
 command -v age >/dev/null || missing+=(age) # the stock CLI opens encrypted artifacts (tests)
 command -v promtool >/dev/null || missing+=(prometheus) # promtool checks a real /metrics scrape
 /usr/bin/python3 -c 'import aiosmtpd' 2>/dev/null || missing+=(python3-aiosmtpd) # a real SMTP server
+command -v docker-compose >/dev/null || missing+=(docker-compose) # tests/examples.rs
+command -v ip >/dev/null || missing+=(iproute2)                  # tests/hosts.rs: ip netns
+command -v nsenter >/dev/null || missing+=(util-linux)           # tests/hosts.rs: nsenter --net
 if [ ${#missing[@]} -gt 0 ]; then
 	echo "deps: installing ${missing[*]}"
 	sudo=()

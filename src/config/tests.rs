@@ -112,3 +112,29 @@ fn secret_files_and_lists_from_the_environment() {
         Ok(())
     });
 }
+
+#[test]
+#[allow(clippy::result_large_err)] // figment's Jail closure type
+fn host_and_coordination_are_checked() {
+    figment::Jail::expect_with(|jail| {
+        jail.set_env("STOWAGE_HOST", "../etc");
+        jail.set_env("STOWAGE_COORDINATION__STORAGE", "nowhere");
+        jail.set_env("STOWAGE_COORDINATION__LEASE", "60");
+        jail.set_env("STOWAGE_DAEMON__BACKUP_TIMEOUT", "600");
+        let err = Config::load(None).unwrap().check().unwrap_err();
+        let ConfigError::Invalid(problems) = &err else {
+            panic!("{err}");
+        };
+        let keys: Vec<&str> = problems.iter().map(|p| p.key.as_str()).collect();
+        assert_eq!(
+            keys,
+            ["host", "coordination.storage", "coordination.lease"],
+            "{err}"
+        );
+        jail.set_env("STOWAGE_HOST", "db-host-1");
+        jail.set_env("STOWAGE_STORAGE__NOWHERE__URL", "file:///tmp/stowage-x");
+        jail.set_env("STOWAGE_COORDINATION__LEASE", "0");
+        Config::load(None).unwrap().check().unwrap();
+        Ok(())
+    });
+}

@@ -313,6 +313,78 @@ mod tests {
         assert_eq!(c.lease_for(600), Duration::from_secs(90));
     }
 
+    fn directory_storage(dir: &std::path::Path) -> Remote {
+        let c = crate::remote::config::StorageConfig {
+            url: format!("file://{}", dir.display()),
+            options: Default::default(),
+            default: true,
+            verify_readback: true,
+            max_retries: 0,
+            retry_timeout: 1,
+        };
+        Remote::new("disk", &c).unwrap().scoped("h1")
+    }
+
+    #[tokio::test]
+    async fn one_winner_then_a_takeover_after_expiry_then_done() {
+        let dir = std::env::temp_dir().join(format!("stowage-lease-{}", std::process::id()));
+        let remote = directory_storage(&dir);
+        let at: DateTime<Utc> = "2026-11-24T03:00:00Z".parse().unwrap();
+        let long = Duration::from_secs(600);
+        let won = claim(&remote, "db", at, "a", long).await.unwrap();
+        assert!(
+            matches!(
+                won,
+                Claim::Won {
+                    takeover: false,
+                    ..
+                }
+            ),
+            "{won:?}"
+        );
+        // Another daemon loses while the lease lives; the holder itself wins again (a retry).
+        let lost = claim(&remote, "db", at, "b", long).await.unwrap();
+        assert!(
+            matches!(&lost, Claim::Held(r) if r.holder == "a"),
+            "{lost:?}"
+        );
+        let again = claim(&remote, "db", at, "a", long).await.unwrap();
+        assert!(matches!(again, Claim::Won { .. }), "{again:?}");
+        // A lease that has expired is taken over, by one daemon.
+        let other = at + chrono::Duration::minutes(1);
+        let short = Duration::ZERO;
+        assert!(matches!(
+            claim(&remote, "db", other, "a", short).await.unwrap(),
+            Claim::Won {
+                takeover: false,
+                ..
+            }
+        ));
+        let taken = claim(&remote, "db", other, "b", long).await.unwrap();
+        assert!(
+            matches!(taken, Claim::Won { takeover: true, .. }),
+            "{taken:?}"
+        );
+        let third = claim(&remote, "db", other, "c", long).await.unwrap();
+        assert!(
+            matches!(&third, Claim::Held(r) if r.holder == "b"),
+            "{third:?}"
+        );
+        // Done: nobody runs it again, and its holder's outcome is told.
+        finish(&remote, "db", other, "b", true).await.unwrap();
+        let done = claim(&remote, "db", other, "c", long).await.unwrap();
+        assert_eq!(
+            done,
+            Claim::Done {
+                holder: "b".into(),
+                ok: true
+            }
+        );
+        // Leases live beside, not among, the host's targets.
+        assert!(remote.targets().await.unwrap().is_empty());
+        let _ = std::fs::remove_dir_all(&dir);
+    }
+
     #[test]
     fn time_keys_sort_by_time() {
         let a = time_key("2026-11-24T09:05:00Z".parse().unwrap());
