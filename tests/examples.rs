@@ -18,18 +18,6 @@ use common::*;
 
 const TOKEN: &str = "example-token-for-tests";
 
-/// Waits up to `secs` for `f` to return `Some`.
-fn wait_for<T>(secs: u64, what: &str, mut f: impl FnMut() -> Option<T>) -> T {
-    let deadline = Instant::now() + Duration::from_secs(secs);
-    loop {
-        if let Some(v) = f() {
-            return v;
-        }
-        assert!(Instant::now() < deadline, "timed out waiting for {what}");
-        std::thread::sleep(Duration::from_secs(1));
-    }
-}
-
 /// A copy of a repository file in `dir`, with the secret files it names.
 fn prepare(dir: &Path, file: &str) -> PathBuf {
     let src = Path::new(env!("CARGO_MANIFEST_DIR")).join(file);

@@ -37,18 +37,6 @@ fn minute(t: DateTime<Utc>) -> DateTime<Utc> {
     t.with_second(0).unwrap().with_nanosecond(0).unwrap()
 }
 
-/// Waits up to `secs` for `f` to return `Some`.
-fn wait_for<T>(secs: u64, what: &str, mut f: impl FnMut() -> Option<T>) -> T {
-    let deadline = Instant::now() + Duration::from_secs(secs);
-    loop {
-        if let Some(v) = f() {
-            return v;
-        }
-        assert!(Instant::now() < deadline, "timed out waiting for {what}");
-        std::thread::sleep(Duration::from_millis(500));
-    }
-}
-
 /// One daemon's value of `stowage_lease_total{result=…,target=…}`.
 fn lease_metric(port: u16, target: &str, result: &str) -> u64 {
     let (_, body) = http(port, "GET", "/metrics", None);

@@ -10,7 +10,6 @@ use std::process::ExitCode;
 use anyhow::Context as _;
 use chrono::Utc;
 
-use super::print::human_bytes;
 use super::{Loaded, exit, lock_backup_dir};
 use crate::drill::record;
 use crate::local::{artifact, catalog, prune};
@@ -48,15 +47,7 @@ pub(super) async fn cmd_list(l: &Loaded, targets: &[String]) -> anyhow::Result<E
         let drilled = m.map_or("-".into(), |m| {
             last_drill(&config.backup_dir, target, &m.stored.file)
         });
-        let (time, engine, database, size) = match m {
-            Some(m) => (
-                m.started_at.format("%Y-%m-%d %H:%M").to_string(),
-                m.engine.clone(),
-                m.database.clone(),
-                human_bytes(m.stored.bytes),
-            ),
-            None => ("?".into(), "?".into(), "?".into(), "?".into()),
-        };
+        let (time, engine, database, size) = super::print::manifest_columns(m);
         println!(
             "{target:<20} {time:<17} {engine:<9} {database:<16} {size:>10}  {state:<12} {copies:<20} {drilled:<18} {file}"
         );

@@ -41,15 +41,7 @@ pub(super) async fn cmd_list_hosts(l: &Loaded, targets: &[String]) -> anyhow::Re
             failed |= !errors.is_empty();
             for (target, file) in held.keys() {
                 let m = scoped.manifest(target, file).await.ok();
-                let (time, engine, database, size) = match &m {
-                    Some(m) => (
-                        m.started_at.format("%Y-%m-%d %H:%M").to_string(),
-                        m.engine.clone(),
-                        m.database.clone(),
-                        human_bytes(m.stored.bytes),
-                    ),
-                    None => ("?".into(), "?".into(), "?".into(), "?".into()),
-                };
+                let (time, engine, database, size) = super::print::manifest_columns(m.as_ref());
                 println!(
                     "{host:<16} {target:<20} {time:<17} {engine:<9} {database:<16} {size:>10}  {}:{host}/{target}/{file}",
                     storage.name

@@ -63,6 +63,22 @@ pub(super) fn target(t: &Target, now: chrono::DateTime<Utc>) {
     }
 }
 
+/// An artifact's time, engine, database and size as `list` shows them (`?` without a
+/// manifest).
+pub(super) fn manifest_columns(
+    m: Option<&crate::local::artifact::Manifest>,
+) -> (String, String, String, String) {
+    match m {
+        Some(m) => (
+            m.started_at.format("%Y-%m-%d %H:%M").to_string(),
+            m.engine.clone(),
+            m.database.clone(),
+            human_bytes(m.stored.bytes),
+        ),
+        None => ("?".into(), "?".into(), "?".into(), "?".into()),
+    }
+}
+
 /// A duration as its largest unit: `42s`, `5m`, `3h`, `2d`.
 pub(super) fn age(d: chrono::TimeDelta) -> String {
     let s = d.num_seconds().max(0);

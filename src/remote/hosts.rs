@@ -13,30 +13,27 @@ use crate::local::artifact::Manifest;
 impl Remote {
     /// The target names that have objects under this host's prefix.
     pub async fn targets(&self) -> Result<Vec<String>, StorageError> {
-        let listed = self
-            .store()
-            .await?
-            .list_with_delimiter(Some(self.prefix()))
-            .await
-            .map_err(|e| self.error("listing", self.prefix(), e))?;
-        Ok(listed
-            .common_prefixes
-            .iter()
-            .filter_map(|p| p.filename().map(String::from))
-            .filter(|name| !name.starts_with('.'))
-            .collect())
+        children(self, self.prefix(), "listing").await
     }
 }
 
 /// The hosts that have objects in the storage.
 pub async fn hosts(remote: &Remote) -> Result<Vec<String>, StorageError> {
-    let base = remote.base().clone();
+    children(remote, remote.base(), "listing hosts").await
+}
+
+/// The names one level below `prefix` (one delimited LIST), hidden ones (`.leases`) left out.
+async fn children(
+    remote: &Remote,
+    prefix: &object_store::path::Path,
+    what: &'static str,
+) -> Result<Vec<String>, StorageError> {
     let listed = remote
         .store()
         .await?
-        .list_with_delimiter(Some(&base))
+        .list_with_delimiter(Some(prefix))
         .await
-        .map_err(|e| remote.error("listing hosts", &base, e))?;
+        .map_err(|e| remote.error(what, prefix, e))?;
     Ok(listed
         .common_prefixes
         .iter()
