@@ -82,8 +82,6 @@ pub struct Record {
 pub enum Claim {
     /// This daemon runs the scheduled time; `takeover` when an earlier holder's lease expired.
     Won {
-        /// The key of the lease object, for [`finish`].
-        key: String,
         /// Whether an expired lease was taken over.
         takeover: bool,
     },
@@ -186,11 +184,7 @@ pub async fn claim(
         if names.iter().any(|n| n == "done.json") {
             let done = read(remote, &dir.clone().join("done.json")).await?;
             if done.holder == holder {
-                let key = dir.clone().join("done.json").to_string();
-                return Ok(Claim::Won {
-                    key,
-                    takeover: false,
-                });
+                return Ok(Claim::Won { takeover: false });
             }
             return Ok(Claim::Done {
                 holder: done.holder,
@@ -206,11 +200,7 @@ pub async fn claim(
             Some(g) => {
                 let current = read(remote, &dir.clone().join(format!("{g}.json"))).await?;
                 if current.holder == holder {
-                    let key = dir.clone().join(format!("{g}.json")).to_string();
-                    return Ok(Claim::Won {
-                        key,
-                        takeover: g > 0,
-                    });
+                    return Ok(Claim::Won { takeover: g > 0 });
                 }
                 if current.expires_at > Utc::now() {
                     return Ok(Claim::Held(current));
@@ -235,7 +225,6 @@ pub async fn claim(
             return Ok(Claim::Held(stored));
         }
         return Ok(Claim::Won {
-            key: key.to_string(),
             takeover: generation > 0,
         });
     }
