@@ -190,18 +190,8 @@ impl TempFile {
             .parent()
             .expect("temp files live in a directory")
             .to_path_buf();
-        // Insert the counter before the last two extensions (`.sql.zst`).
-        let cut = final_name
-            .rmatch_indices('.')
-            .nth(1)
-            .map_or(final_name.len(), |(i, _)| i);
-        let (stem, ext) = final_name.split_at(cut);
         for n in 1..100 {
-            let name = if n == 1 {
-                final_name.to_string()
-            } else {
-                format!("{stem}-{n}{ext}")
-            };
+            let name = numbered(final_name, n);
             let target = dir.join(&name);
             match fs::hard_link(&self.path, &target) {
                 Ok(()) => {
@@ -220,6 +210,72 @@ impl TempFile {
             format!("{final_name}: 99 artifacts with this name already exist"),
         ))
     }
+}
+
+/// `final_name` with counter `n`: the name itself for 1, else `-n` inserted before the
+/// artifact's extensions (`x.sql.zst` → `x-2.sql.zst`; `.age` stays after `.zst`).
+fn numbered(final_name: &str, n: u32) -> String {
+    if n == 1 {
+        return final_name.to_string();
+    }
+    let ext_dots = if final_name.ends_with(".age") { 2 } else { 1 };
+    let cut = final_name
+        .rmatch_indices('.')
+        .nth(ext_dots)
+        .map_or(final_name.len(), |(i, _)| i);
+    let (stem, ext) = final_name.split_at(cut);
+    format!("{stem}-{n}{ext}")
+}
+
+/// Gives a committed artifact a new name that neither the directory nor `taken` holds (the
+/// next free counter added to its name, as [`TempFile::commit`] counts), with its manifest rewritten to name
+/// it; returns the new path and manifest. Used when a storage holds a different artifact
+/// under the same name (see [`crate::remote::replicate`]), so that nothing is overwritten.
+///
+/// Crash-safe in this order: the new link, the new manifest, then the old manifest and the
+/// old link. A crash after the first step leaves an artifact without a manifest (the next
+/// start removes it); after the second, the same artifact under two names, both valid (one
+/// more copy, which retention handles; nothing lost). A drill record of the old name is
+/// removed: it named the old file.
+pub fn rename(
+    path: &Path,
+    manifest: &Manifest,
+    taken: impl Fn(&str) -> bool,
+) -> io::Result<(PathBuf, Manifest)> {
+    let dir = path.parent().expect("artifacts live in a directory");
+    for n in 2..1000 {
+        let name = numbered(&manifest.stored.file, n);
+        if taken(&name) {
+            continue;
+        }
+        let new_path = dir.join(&name);
+        match fs::hard_link(path, &new_path) {
+            Ok(()) => {}
+            Err(e) if e.kind() == io::ErrorKind::AlreadyExists => continue,
+            Err(e) => return Err(e),
+        }
+        let mut renamed = manifest.clone();
+        renamed.stored.file = name;
+        if let Err(e) = write_manifest(&new_path, &renamed) {
+            uncommit(&new_path);
+            return Err(e);
+        }
+        crate::fault::point("rename:manifest-written");
+        fs::remove_file(manifest_path(path))?;
+        fs::remove_file(path)?;
+        let mut record = path.as_os_str().to_owned();
+        record.push(DRILL_SUFFIX);
+        let _ = fs::remove_file(record);
+        sync_dir(dir)?;
+        return Ok((new_path, renamed));
+    }
+    Err(io::Error::new(
+        io::ErrorKind::AlreadyExists,
+        format!(
+            "{}: 999 artifacts with this name already exist",
+            manifest.stored.file
+        ),
+    ))
 }
 
 impl Drop for TempFile {
@@ -345,6 +401,8 @@ mod tests {
         let p2 = t2.commit("a.b.sql.zst").unwrap();
         assert_eq!(fs::read(&p1).unwrap(), b"one");
         assert_eq!(p2, dir.join("a.b-2.sql.zst"));
+        assert_eq!(numbered("t_d.sql.zst.age", 3), "t_d-3.sql.zst.age");
+        assert_eq!(numbered("t_d.sql.zst", 1), "t_d.sql.zst");
         {
             let (t3, _f3) = TempFile::create(&dir, "b.sql.zst").unwrap();
             assert!(t3.path().exists());

@@ -210,43 +210,80 @@ pub fn verify_path(artifact: &Path) -> Result<Manifest, VerifyError> {
     Ok(manifest)
 }
 
+/// A manifest for `bytes` stored as `file` (target `db`, database `app`, started now), for
+/// tests anywhere in the crate.
+#[cfg(test)]
+pub(crate) fn test_manifest(file: &str, bytes: &[u8]) -> Manifest {
+    let now = chrono::Utc::now();
+    Manifest {
+        format: artifact::MANIFEST_FORMAT,
+        stowage_version: "t".into(),
+        target: "db".into(),
+        container: artifact::ContainerRef {
+            id: "i".into(),
+            name: "db".into(),
+            image: "postgres".into(),
+            image_id: None,
+        },
+        engine: "postgres".into(),
+        database: "app".into(),
+        dump_tool_version: None,
+        started_at: now,
+        finished_at: now,
+        raw: artifact::Content {
+            bytes: 0,
+            sha256: String::new(),
+        },
+        stored: artifact::Stored {
+            file: file.into(),
+            bytes: bytes.len() as u64,
+            sha256: hex::encode(Sha256::digest(bytes)),
+            compression: "zstd".into(),
+            compression_level: 3,
+            encrypted: false,
+            encryption: None,
+        },
+        rows: None,
+    }
+}
+
 #[cfg(test)]
 mod tests {
+    use super::test_manifest as manifest;
     use super::*;
-    use crate::local::artifact::{ContainerRef, Content, Stored};
 
-    fn manifest(file: &str, bytes: &[u8]) -> Manifest {
-        let now = chrono::Utc::now();
-        Manifest {
-            format: 1,
-            stowage_version: "t".into(),
-            target: "db".into(),
-            container: ContainerRef {
-                id: "i".into(),
-                name: "db".into(),
-                image: "postgres".into(),
-                image_id: None,
-            },
-            engine: "postgres".into(),
-            database: "app".into(),
-            dump_tool_version: None,
-            started_at: now,
-            finished_at: now,
-            raw: Content {
-                bytes: 0,
-                sha256: String::new(),
-            },
-            stored: Stored {
-                file: file.into(),
-                bytes: bytes.len() as u64,
-                sha256: hex::encode(Sha256::digest(bytes)),
-                compression: "zstd".into(),
-                compression_level: 3,
-                encrypted: false,
-                encryption: None,
-            },
-            rows: None,
-        }
+    #[test]
+    fn a_renamed_artifact_stays_valid_under_a_name_nobody_holds() {
+        let root = std::env::temp_dir().join(format!("stowage-rename-{}", std::process::id()));
+        let _ = fs::remove_dir_all(&root);
+        let dir = root.join("db");
+        fs::create_dir_all(&dir).unwrap();
+        let old = "20260101T000000Z_db_app.sql.zst";
+        let path = dir.join(old);
+        fs::write(&path, b"bytes").unwrap();
+        artifact::write_manifest(&path, &manifest(old, b"bytes")).unwrap();
+        fs::write(dir.join(format!("{old}{}", artifact::DRILL_SUFFIX)), b"{}").unwrap();
+        let m = artifact::read_manifest(&artifact::manifest_path(&path)).unwrap();
+        // `-2` is held elsewhere (a storage), so the next free name is `-3`.
+        let (new_path, renamed) =
+            artifact::rename(&path, &m, |n| n == "20260101T000000Z_db_app-2.sql.zst").unwrap();
+        assert_eq!(new_path, dir.join("20260101T000000Z_db_app-3.sql.zst"));
+        assert_eq!(renamed.stored.file, "20260101T000000Z_db_app-3.sql.zst");
+        assert_eq!(renamed.stored.sha256, m.stored.sha256);
+        let listed = list(&root, &[]).unwrap();
+        assert_eq!(listed.len(), 1, "{listed:?}");
+        assert_eq!(listed[0].path, new_path);
+        assert_eq!(listed[0].valid().unwrap(), &renamed);
+        let names: Vec<_> = fs::read_dir(&dir)
+            .unwrap()
+            .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+            .collect();
+        assert_eq!(
+            names.len(),
+            2,
+            "old name, manifest and drill record gone: {names:?}"
+        );
+        fs::remove_dir_all(&root).unwrap();
     }
 
     #[test]

@@ -11,6 +11,7 @@ use std::sync::Arc;
 
 use chrono::{DateTime, Utc};
 
+use super::error::Cause;
 use super::storage::{Remote, RemoteObject, StorageError};
 use crate::local::artifact::{self, MANIFEST_SUFFIX, Manifest};
 
@@ -37,9 +38,85 @@ impl Held {
                 .contains_key(&format!("{file}{MANIFEST_SUFFIX}"))
     }
 
+    /// Whether any object (the artifact or its manifest) is under `file`'s name, so that a
+    /// new artifact must not take it.
+    pub fn taken(&self, file: &str) -> bool {
+        self.objects.contains_key(file)
+            || self
+                .objects
+                .contains_key(&format!("{file}{MANIFEST_SUFFIX}"))
+    }
+
     /// The size of the artifact object, if it is there.
     pub fn size(&self, file: &str) -> Option<u64> {
         self.objects.get(file).map(|o| o.size)
+    }
+}
+
+/// What a storage holds under a local artifact's name.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Copy {
+    /// Nothing, or only a manifest whose artifact a deletion removed: upload.
+    Absent,
+    /// An artifact object of the right size without its manifest (an upload cut short):
+    /// upload, which verifies it instead of sending it again.
+    Partial,
+    /// A complete copy of this very artifact (its manifest records the same start and
+    /// sha256).
+    Same,
+    /// Another artifact under the same name, and why it is another: never overwrite it.
+    Other(String),
+}
+
+/// Whether `held` (one LIST of `remote`) holds `local`'s artifact under its name. Reads the
+/// remote manifest when both objects are there, and keeps it in `read` for retention, which
+/// reads the same manifests. Names clash when two backups of a target start in the same
+/// second and the older name was freed in between (local retention, remote-only mode), or
+/// when the clock was set back.
+pub async fn compare(
+    remote: &Remote,
+    target: &str,
+    held: &Held,
+    local: &Manifest,
+    read: &mut BTreeMap<String, Manifest>,
+) -> Result<Copy, StorageError> {
+    let file = &local.stored.file;
+    let size = held.size(file);
+    if !held.has(file) {
+        return Ok(match size {
+            None => Copy::Absent,
+            Some(s) if s == local.stored.bytes => Copy::Partial,
+            Some(s) => Copy::Other(format!(
+                "an object of {s} bytes without a manifest (this artifact has {})",
+                local.stored.bytes
+            )),
+        });
+    }
+    let theirs = match read.get(file) {
+        Some(m) => m.clone(),
+        None => match remote.manifest(target, file).await {
+            Ok(m) => m,
+            Err(e) if matches!(e.cause, Cause::Manifest(_)) => {
+                return Ok(Copy::Other(format!("its manifest does not read: {e}")));
+            }
+            Err(e) if matches!(e.cause, Cause::Store(object_store::Error::NotFound { .. })) => {
+                return Ok(Copy::Absent);
+            }
+            Err(e) => return Err(e),
+        },
+    };
+    read.insert(file.clone(), theirs.clone());
+    if theirs.stored.sha256 == local.stored.sha256
+        && theirs.started_at == local.started_at
+        && size == Some(local.stored.bytes)
+    {
+        Ok(Copy::Same)
+    } else {
+        Ok(Copy::Other(format!(
+            "another backup, started {} (this one started {})",
+            theirs.started_at.to_rfc3339(),
+            local.started_at.to_rfc3339()
+        )))
     }
 }
 
@@ -57,10 +134,24 @@ pub async fn verified(
     remote: &Remote,
     target: &str,
 ) -> Result<Vec<(String, Manifest)>, StorageError> {
+    verified_reading(remote, target, &BTreeMap::new()).await
+}
+
+/// [`verified`], reading only the manifests not already in `read` (a manifest never changes
+/// under its name: stowage writes it once, after its artifact).
+pub async fn verified_reading(
+    remote: &Remote,
+    target: &str,
+    read: &BTreeMap<String, Manifest>,
+) -> Result<Vec<(String, Manifest)>, StorageError> {
     let held = held(remote, target).await?;
     let mut out = Vec::new();
     for file in held.complete() {
-        let manifest = match remote.manifest(target, file).await {
+        let fetched = match read.get(file) {
+            Some(m) => Ok(m.clone()),
+            None => remote.manifest(target, file).await,
+        };
+        let manifest = match fetched {
             Ok(m) => m,
             Err(e) => {
                 tracing::warn!(target, "{e}; left alone");

@@ -302,22 +302,10 @@ mod tests {
         assert_eq!(c.lease_for(600), Duration::from_secs(90));
     }
 
-    fn directory_storage(dir: &std::path::Path) -> Remote {
-        let c = crate::remote::config::StorageConfig {
-            url: format!("file://{}", dir.display()),
-            options: Default::default(),
-            default: true,
-            verify_readback: true,
-            max_retries: 0,
-            retry_timeout: 1,
-        };
-        Remote::new("disk", &c).unwrap().scoped("h1")
-    }
-
     #[tokio::test]
     async fn one_winner_then_a_takeover_after_expiry_then_done() {
         let dir = std::env::temp_dir().join(format!("stowage-lease-{}", std::process::id()));
-        let remote = directory_storage(&dir);
+        let remote = crate::remote::directory_storage(&dir, "h1");
         let at: DateTime<Utc> = "2026-11-24T03:00:00Z".parse().unwrap();
         let long = Duration::from_secs(600);
         let won = claim(&remote, "db", at, "a", long).await.unwrap();

@@ -18,3 +18,18 @@ pub mod hosts;
 pub mod lease;
 pub mod replicate;
 pub mod storage;
+
+/// A `file://` storage in `dir`, scoped to `host`, that never retries: for unit tests of the
+/// storage protocols (the S3 behaviour is tested against a real server in `tests/`).
+#[cfg(test)]
+pub(crate) fn directory_storage(dir: &std::path::Path, host: &str) -> storage::Remote {
+    let c = config::StorageConfig {
+        url: format!("file://{}", dir.display()),
+        options: Default::default(),
+        default: true,
+        verify_readback: true,
+        max_retries: 0,
+        retry_timeout: 1,
+    };
+    storage::Remote::new("disk", &c).unwrap().scoped(host)
+}
