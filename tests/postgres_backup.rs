@@ -86,6 +86,35 @@ fn round_trip_through_stock_tools_keeps_every_table_equal() {
         "zstd -t accepts it"
     );
 
+    // The adaptive level with worker threads: the stock CLI decodes the artifact (one frame
+    // per level) to the dump that was hashed on its way in (pg_dump's output differs per run:
+    // it carries a random \restrict key), and the manifest accounts every byte to a level.
+    let adaptive = Scratch::new("rt-auto");
+    let out = stowage(adaptive.path(), &instance)
+        .env("STOWAGE_COMPRESSION__LEVEL", "auto")
+        .env("STOWAGE_COMPRESSION__THREADS", "auto")
+        .arg("backup")
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{out:?}");
+    let auto_path = adaptive.path().join(&artifacts(adaptive.path())[0]);
+    let auto = manifest(&auto_path);
+    let decoded = std::process::Command::new("zstd")
+        .arg("-dcq")
+        .arg(&auto_path)
+        .output()
+        .unwrap();
+    assert!(decoded.status.success());
+    assert_eq!(
+        hex::encode(Sha256::digest(&decoded.stdout)),
+        auto["raw"]["sha256"]
+    );
+    assert_eq!(auto["raw"]["bytes"], decoded.stdout.len() as u64);
+    let levels = auto["stored"]["compression_levels"].as_object().unwrap();
+    let total: u64 = levels.values().map(|b| b.as_u64().unwrap()).sum();
+    assert_eq!(total, decoded.stdout.len() as u64, "{levels:?}");
+    assert!(decoded.stdout.len() > 16 << 20, "more than one window");
+
     let dst = Pg::start(
         "rt-dst",
         PgOptions {

@@ -1,6 +1,7 @@
 //! Config layers, secret files and the whole-config check.
 
 use super::*;
+use crate::pipeline::{Level, Threads};
 
 #[test]
 fn embedded_default_parses_and_validates() {
@@ -22,7 +23,16 @@ fn layers_and_unknown_keys() {
         jail.set_env("STOWAGE_COMPRESSION__LEVEL", "7");
         let c = Config::load(Some(Path::new("s.toml"))).unwrap();
         assert_eq!(c.backup_dir, PathBuf::from("/srv/b"));
-        assert_eq!(c.compression.level, 7, "env beats file");
+        assert_eq!(c.compression.level, Level::Fixed(7), "env beats file");
+        jail.set_env("STOWAGE_COMPRESSION__LEVEL", "auto");
+        jail.set_env("STOWAGE_COMPRESSION__THREADS", "2");
+        let c = Config::load(Some(Path::new("s.toml"))).unwrap();
+        assert_eq!(c.compression.level, Level::Auto);
+        assert_eq!(c.compression.threads, Threads::Fixed(2));
+        jail.set_env("STOWAGE_COMPRESSION__LEVEL", "fast");
+        let err = Config::load(Some(Path::new("s.toml"))).unwrap_err();
+        assert!(err.to_string().contains("neither a number nor"), "{err}");
+        jail.set_env("STOWAGE_COMPRESSION__LEVEL", "7");
         jail.set_env("STOWAGE_COMPRESION__LEVEL", "7");
         let err = Config::load(Some(Path::new("s.toml"))).unwrap_err();
         assert!(err.to_string().contains("compresion"), "{err}");

@@ -110,8 +110,12 @@ pub struct Stored {
     pub sha256: String,
     /// `zstd`.
     pub compression: String,
-    /// zstd level.
+    /// zstd level (when adaptive: the one that compressed the most).
     pub compression_level: i32,
+    /// Dump bytes compressed at each level, when the level was adaptive
+    /// (`compression.level = "auto"`); the file is then one zstd frame per level change.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub compression_levels: BTreeMap<i32, u64>,
     /// Whether the file is age-encrypted.
     pub encrypted: bool,
     /// How: age, and to which public keys or a passphrase. Never a secret.

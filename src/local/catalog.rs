@@ -240,6 +240,7 @@ pub(crate) fn test_manifest(file: &str, bytes: &[u8]) -> Manifest {
             sha256: hex::encode(Sha256::digest(bytes)),
             compression: "zstd".into(),
             compression_level: 3,
+            compression_levels: Default::default(),
             encrypted: false,
             encryption: None,
         },

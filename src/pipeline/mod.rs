@@ -8,6 +8,7 @@
 //! sets the pace (backpressure). This module knows nothing of containers or file names;
 //! [`crate::local::artifact`] owns the files.
 
+pub mod adapt;
 pub mod encryption;
 pub mod read;
 pub mod rows;
@@ -29,26 +30,103 @@ pub const BLOCK_SIZE: usize = 128 * 1024;
 #[derive(Debug, Clone, Copy, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct Compression {
-    /// zstd level, 1..=19.
-    pub level: i32,
-    /// zstd worker threads; 0 = compress on the writer thread.
-    pub threads: u32,
+    /// zstd level 1..=19, or `auto` (see [`adapt`]).
+    pub level: Level,
+    /// zstd worker threads; 0 = compress on the writer thread; `auto`: cores − 1, at least 1.
+    pub threads: Threads,
+}
+
+/// A zstd level, or adaptive.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Level {
+    /// This level throughout.
+    Fixed(i32),
+    /// Starts at [`adapt::START`] and moves within [`adapt::MIN`]..=[`adapt::MAX`].
+    Auto,
+}
+
+/// zstd worker threads, or as many as the machine has cores to spare.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Threads {
+    /// This many (0: none, compression on the writer thread).
+    Fixed(u32),
+    /// Cores − 1, at least 1.
+    Auto,
+}
+
+impl Threads {
+    /// The number of zstd workers this means on this machine.
+    pub fn resolve(self) -> u32 {
+        match self {
+            Self::Fixed(n) => n,
+            Self::Auto => std::thread::available_parallelism()
+                .map_or(1, |n| n.get().saturating_sub(1).max(1) as u32),
+        }
+    }
+}
+
+/// A number, or the word `auto` (also as a string from the environment: `"3"` or `"auto"`).
+fn number_or_auto<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Option<i64>, D::Error> {
+    #[derive(Deserialize)]
+    #[serde(untagged)]
+    enum Raw {
+        N(i64),
+        S(String),
+    }
+    match Raw::deserialize(d)? {
+        Raw::N(n) => Ok(Some(n)),
+        Raw::S(s) if s.trim().eq_ignore_ascii_case("auto") => Ok(None),
+        Raw::S(s) => s.trim().parse().map(Some).map_err(|_| {
+            serde::de::Error::custom(format!("{s:?} is neither a number nor \"auto\""))
+        }),
+    }
+}
+
+impl<'de> Deserialize<'de> for Level {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        Ok(match number_or_auto(d)? {
+            None => Self::Auto,
+            Some(n) => Self::Fixed(i32::try_from(n).unwrap_or(i32::MAX)),
+        })
+    }
+}
+
+impl<'de> Deserialize<'de> for Threads {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        Ok(match number_or_auto(d)? {
+            None => Self::Auto,
+            Some(n) => Self::Fixed(u32::try_from(n).unwrap_or(u32::MAX)),
+        })
+    }
+}
+
+impl std::fmt::Display for Level {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Self::Fixed(n) => write!(f, "{n}"),
+            Self::Auto => f.write_str("auto"),
+        }
+    }
 }
 
 impl Compression {
     /// The problems with these settings, as (key, reason).
     pub fn problems(&self) -> Vec<(&'static str, String)> {
         let mut out = Vec::new();
-        if !(1..=19).contains(&self.level) {
+        if let Level::Fixed(level) = self.level
+            && !(1..=19).contains(&level)
+        {
             out.push((
                 "compression.level",
-                format!("{} is outside 1..=19", self.level),
+                format!("{level} is outside 1..=19 (or write \"auto\")"),
             ));
         }
-        if self.threads > 64 {
+        if let Threads::Fixed(threads) = self.threads
+            && threads > 64
+        {
             out.push((
                 "compression.threads",
-                format!("{} is more than 64", self.threads),
+                format!("{threads} is more than 64 (or write \"auto\")"),
             ));
         }
         out

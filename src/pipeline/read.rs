@@ -108,8 +108,8 @@ mod tests {
         std::fs::create_dir_all(&dir).unwrap();
         let path = dir.join("a.zst");
         let compression = Compression {
-            level: 3,
-            threads: 0,
+            level: crate::pipeline::Level::Fixed(3),
+            threads: crate::pipeline::Threads::Fixed(0),
         };
         let mut w = PipelineWriter::start(File::create(&path).unwrap(), compression, None, None);
         let data: Vec<u8> = (0..400_000u32).flat_map(|i| i.to_le_bytes()).collect();

@@ -1,4 +1,5 @@
-//! The write path: dump stream → sha256 · zstd · (age) · sha256 → file, fsync.
+//! The write path: dump stream → sha256 · zstd (fixed or adaptive level, optional worker
+//! threads) · (age) · sha256 → file, fsync.
 //!
 //! [`PipelineWriter::write`] gathers exec frames (about 7 KiB each from pg_dump) into blocks,
 //! so there is one hand-over per block instead of one per frame. When the disk or the
@@ -14,9 +15,13 @@ use bytes::{Bytes, BytesMut};
 use tokio::sync::mpsc;
 use tokio::task::JoinHandle;
 
+use sha2::{Digest, Sha256};
+use zstd::stream::write::Encoder;
+
+use super::adapt::{self, Adapt};
 use super::encryption::Encryption;
 use super::rows::{RowCounter, RowFormat};
-use super::{BLOCK_SIZE, CHANNEL_BLOCKS, Compression, HashingWriter};
+use super::{BLOCK_SIZE, CHANNEL_BLOCKS, Compression, HashingWriter, Level};
 
 /// Sizes and hashes of what was written.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -29,6 +34,10 @@ pub struct Written {
     pub stored_bytes: u64,
     /// Hex sha256 of the file.
     pub stored_sha256: String,
+    /// The zstd level: the fixed one, or the one that compressed the most when adaptive.
+    pub level: i32,
+    /// Dump bytes compressed at each level, when the level was adaptive (else empty).
+    pub levels: BTreeMap<i32, u64>,
     /// Rows per table, when counting was asked for (see [`super::rows`]).
     pub rows: Option<BTreeMap<String, u64>>,
 }
@@ -141,6 +150,16 @@ impl Write for Sink {
     }
 }
 
+/// A zstd encoder on `sink` at `level` with `threads` workers, with frame checksums.
+fn encoder(sink: Sink, level: i32, threads: u32) -> io::Result<Encoder<'static, Sink>> {
+    let mut encoder = Encoder::new(sink, level)?;
+    encoder.include_checksum(true)?;
+    if threads > 0 {
+        encoder.multithread(threads)?;
+    }
+    Ok(encoder)
+}
+
 fn write_all(
     file: File,
     settings: Compression,
@@ -153,33 +172,51 @@ fn write_all(
         Some(e) => Sink::Age(e.wrap(stored)?),
         None => Sink::Plain(stored),
     };
-    let mut encoder = zstd::stream::write::Encoder::new(sink, settings.level)?;
-    encoder.include_checksum(true)?;
-    if settings.threads > 0 {
-        encoder.multithread(settings.threads)?;
-    }
-    let mut raw = HashingWriter::new(encoder);
+    let threads = settings.threads.resolve();
+    let mut adapt = (settings.level == Level::Auto).then(Adapt::default);
+    let level = match settings.level {
+        Level::Fixed(n) => n,
+        Level::Auto => adapt::START,
+    };
+    let mut zstd = encoder(sink, level, threads)?;
+    let mut raw = Sha256::new();
+    let mut raw_bytes = 0u64;
     loop {
         match rx.blocking_recv() {
             Some(Msg::Data(chunk)) => {
-                raw.write_all(&chunk)?;
+                raw.update(&chunk);
+                raw_bytes += chunk.len() as u64;
+                zstd.write_all(&chunk)?;
                 if let Some(c) = &mut counter {
                     c.feed(&chunk);
+                }
+                if let Some(a) = &mut adapt {
+                    // Blocks queued while this one was compressed: the dump waited.
+                    let backlog = rx.len() >= CHANNEL_BLOCKS / 4;
+                    if let Some(next) = a.record(chunk.len(), backlog, adapt::cpu_times) {
+                        tracing::debug!(level = next, "adaptive compression: new level");
+                        zstd = encoder(zstd.finish()?, next, threads)?;
+                    }
                 }
             }
             Some(Msg::Finish) => break,
             None => return Err(io::Error::other("pipeline abandoned")),
         }
     }
-    let (encoder, raw_sha256, raw_bytes) = raw.into_parts();
-    let stored = encoder.finish()?.finish()?;
+    let stored = zstd.finish()?.finish()?;
     let (file, stored_sha256, stored_bytes) = stored.into_parts();
     file.sync_all()?;
+    let (levels, level) = match adapt {
+        Some(a) => a.finish(),
+        None => (BTreeMap::new(), level),
+    };
     Ok(Written {
         raw_bytes,
-        raw_sha256,
+        raw_sha256: hex::encode(raw.finalize()),
         stored_bytes,
         stored_sha256,
+        level,
+        levels,
         rows: counter.map(|c| c.finish().0),
     })
 }
@@ -198,8 +235,8 @@ mod tests {
         let mut w = PipelineWriter::start(
             file,
             Compression {
-                level: 3,
-                threads: 0,
+                level: Level::Fixed(3),
+                threads: super::super::Threads::Fixed(0),
             },
             None,
             None,
@@ -223,6 +260,44 @@ mod tests {
         assert_eq!(written.raw_sha256, hex::encode(Sha256::digest(&expected)));
         assert_eq!(written.stored_bytes, stored.len() as u64);
         assert_eq!(written.stored_sha256, hex::encode(Sha256::digest(&stored)));
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+
+    #[tokio::test]
+    async fn adaptive_level_with_workers_writes_standard_zstd_and_accounts_every_byte() {
+        let dir = std::env::temp_dir().join(format!("stowage-adapt-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let path = dir.join("out.zst");
+        let settings = Compression {
+            level: Level::Auto,
+            threads: super::super::Threads::Auto,
+        };
+        let mut w = PipelineWriter::start(File::create(&path).unwrap(), settings, None, None);
+        let mut expected = Vec::new();
+        // Three windows of text that compresses a little, so several decisions are taken.
+        let mut x = 1u64;
+        while expected.len() < 3 * adapt::WINDOW as usize {
+            let mut line = Vec::with_capacity(64 * 1024);
+            while line.len() < 64 * 1024 {
+                x ^= x << 13;
+                x ^= x >> 7;
+                x ^= x << 17;
+                line.extend_from_slice(format!("{} row {}\n", x % 1000, x % 97).as_bytes());
+            }
+            expected.extend_from_slice(&line);
+            w.write(Bytes::from(line)).await.unwrap();
+        }
+        let written = w.finish().await.unwrap();
+        let stored = std::fs::read(&path).unwrap();
+        assert_eq!(zstd::decode_all(&stored[..]).unwrap(), expected);
+        assert_eq!(written.levels.values().sum::<u64>(), expected.len() as u64);
+        assert!(written.levels.contains_key(&written.level));
+        assert!(
+            written
+                .levels
+                .keys()
+                .all(|l| (adapt::MIN..=adapt::MAX).contains(l))
+        );
         std::fs::remove_dir_all(&dir).unwrap();
     }
 }

@@ -1,0 +1,148 @@
+#!/usr/bin/env bash
+# Benchmark: what compression costs on data like an application's, against the raw dump, the
+# machine's CPU floor and the stock shell pipeline.
+#
+#   bench/compress.sh [SIZE_GB...]        default: 1 4
+#   DATA=pgbench bench/compress.sh 1      pgbench rows instead (they compress ~90x)
+#   REPS=5 (default) runs of each command, interleaved; VARIANTS=... to pick commands;
+#   ROWS=N rows in the first GB (2,200,000: about 1 GB of dump)
+#
+# Data: bench/realistic.sql (prose from a word list, md5 tokens, numerics, timestamps, jsonb,
+# ~5% random bytea; zstd -3 ratio ~3.3). The 1 GB table is made once; larger sizes copy its
+# rows with new ids (copies sit a whole table apart, far beyond zstd's window, so the ratio
+# stays). Commands, each REPS times in turn, after one warm-up dump:
+#   raw     docker exec C pg_dump -U postgres bench > /dev/null
+#   shell   docker exec C pg_dump … | zstd -3 -T0 | tee FILE | sha256sum   (the stock pipeline)
+#   l3      stowage backup, level 3, threads 0      (the CPU floor comparison)
+#   l3t     stowage backup, level 3, threads auto
+#   auto    stowage backup, level auto, threads auto
+#   age     as auto, encrypted to one age recipient
+# For each: median wall time and range, median ratio to raw (paired per rep), CPU seconds
+# (stowage's own from /usr/bin/time; the machine's busy time during raw from /proc/stat),
+# the CPU floor max(raw wall, (raw CPU + own CPU) / cores), peak RSS, artifact size.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+REPS=${REPS:-5}
+DATA=${DATA:-realistic}
+VARIANTS=${VARIANTS:-raw shell l3 l3t auto age}
+scripts/deps.sh
+command -v /usr/bin/time >/dev/null || apt-get install -y -qq time >/dev/null
+command -v jq >/dev/null || apt-get install -y -qq jq >/dev/null
+if [ -z "${BENCH_BIN:-}" ]; then
+	cargo build --release --locked --bins 2>&1 | tail -1
+fi
+scripts/images.sh >/dev/null
+BIN=${BENCH_BIN:-$PWD/target/release/stowage}
+CORES=$(nproc)
+TICK=$(getconf CLK_TCK)
+work=$(mktemp -d)
+name=stowage-compress-$$
+trap 'docker rm -f -v "$name" >/dev/null 2>&1; rm -rf "$work"' EXIT
+age-keygen -o "$work/key.txt" 2>/dev/null
+recipient=$(age-keygen -y "$work/key.txt")
+
+now() { date +%s.%N; }
+busy() { awk '/^cpu / {print $2 + $3 + $4 + $7 + $8 + $9}' /proc/stat; }
+stats() { # median min max of the numbers on stdin, in format $1
+	sort -g | awk -v f="${1:-%.2f}" '{a[NR] = $1} END {printf f " " f " " f "\n", a[int((NR + 1) / 2)], a[1], a[NR]}'
+}
+
+docker run -d --name "$name" -l stowage.enable=true -l "stowage.instance=$name" --shm-size 256m \
+	-e POSTGRES_PASSWORD=bench -e POSTGRES_DB=bench stowage-test/postgres:test >/dev/null
+until docker logs "$name" 2>&1 | grep -q 'init process complete' &&
+	docker exec "$name" pg_isready -q -U postgres 2>/dev/null; do sleep 0.5; done
+sleep 1
+psql() { docker exec -i "$name" psql -q -v ON_ERROR_STOP=1 -U postgres -d bench "$@"; }
+
+seed() { # $1 = GB
+	local started=$SECONDS
+	if [ "$DATA" = pgbench ]; then
+		docker exec "$name" pgbench -i -q -I dtg -s $((110 * $1)) -U postgres bench >/dev/null 2>&1
+	elif ! psql -Atc "SELECT 1 FROM pg_tables WHERE tablename = 'orders'" | grep -q 1; then
+		psql -v rows="${ROWS:-2200000}" <bench/realistic.sql 2>/dev/null
+	fi
+	if [ "$DATA" = realistic ]; then
+		local base copies
+		base=$(psql -Atc "SELECT count(*) FROM orders WHERE id <= 10000000")
+		copies=$(psql -Atc "SELECT count(*) / $base FROM orders")
+		while [ "$copies" -lt "$1" ]; do
+			psql -c "INSERT INTO orders SELECT id + $copies * 10000000, customer, email, token, status, amount, quantity, ratio, created_at, updated_at, note, attrs, attachment FROM orders WHERE id <= 10000000"
+			copies=$((copies + 1))
+		done
+		psql -c "VACUUM ANALYZE orders"
+	fi
+	echo "bench: $DATA ${1} GB seeded in $((SECONDS - started)) s" >&2
+}
+
+run() { # $1 = variant; appends "wall cpu rss bytes levels" to $work/$1
+	local v=$1 t0 b0 wall
+	rm -rf "${work:?}/out" && mkdir -p "$work/out"
+	case $v in
+	raw)
+		b0=$(busy) t0=$(now)
+		docker exec "$name" pg_dump -U postgres bench >/dev/null
+		wall=$(awk -v a="$(now)" -v b="$t0" 'BEGIN {print a - b}')
+		echo "$wall $(awk -v a="$(busy)" -v b="$b0" -v t="$TICK" 'BEGIN {print (a - b) / t}') 0 0 -" >>"$work/$v"
+		;;
+	shell)
+		t0=$(now)
+		docker exec "$name" pg_dump -U postgres bench | zstd -3 -T0 -q | tee "$work/out/dump.sql.zst" | sha256sum >/dev/null
+		wall=$(awk -v a="$(now)" -v b="$t0" 'BEGIN {print a - b}')
+		echo "$wall 0 0 $(stat -c %s "$work/out/dump.sql.zst") -" >>"$work/$v"
+		;;
+	*)
+		local env=(STOWAGE_CONFIG=/dev/null STOWAGE_BACKUP_DIR="$work/out" STOWAGE_INSTANCE="$name" STOWAGE_LOG=warn)
+		case $v in
+		l3) env+=(STOWAGE_COMPRESSION__LEVEL=3 STOWAGE_COMPRESSION__THREADS=0) ;;
+		l3t) env+=(STOWAGE_COMPRESSION__LEVEL=3 STOWAGE_COMPRESSION__THREADS=auto) ;;
+		auto) env+=(STOWAGE_COMPRESSION__LEVEL=auto STOWAGE_COMPRESSION__THREADS=auto) ;;
+		age) env+=(STOWAGE_COMPRESSION__LEVEL=auto STOWAGE_COMPRESSION__THREADS=auto STOWAGE_ENCRYPTION__RECIPIENTS="$recipient") ;;
+		esac
+		/usr/bin/time -f '%e %U %S %M' -o "$work/time" env "${env[@]}" "$BIN" backup >/dev/null
+		local manifest wall user sys kb
+		manifest=$(find "$work/out" -name '*.zst*.json' -not -path '*/.*/*')
+		read -r wall user sys kb <"$work/time"
+		echo "$wall $(awk -v u="$user" -v s="$sys" 'BEGIN {print u + s}') $((kb / 1024)) $(jq .stored.bytes "$manifest") $(jq -c '.stored.compression_levels // {} | to_entries | map("L\(.key):\(.value / 1048576 | floor)M") | join(",")' "$manifest" | tr -d '"')" >>"$work/$v"
+		if [ "$v" = age ]; then # the stock CLIs open it and get the whole dump back
+			[ "$(age -d -i "$work/key.txt" "$(find "$work/out" -name '*.zst.age')" | zstd -dc | wc -c)" = "$(jq .raw.bytes "$manifest")" ] ||
+				{ echo "bench: the encrypted artifact does not open to the dump" >&2; exit 1; }
+		fi
+		;;
+	esac
+}
+
+echo "machine: $CORES cores, $(awk '/MemTotal/ {printf "%.0f GiB", $2 / 1048576}' /proc/meminfo), $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | xargs), $(docker version -f 'Docker {{.Server.Version}}'), $(date -u +%F)"
+for gb in "${@:-1 4}"; do
+	seed "$gb"
+	size=$(docker exec "$name" pg_dump -U postgres bench | wc -c) # also warms the cache
+	rm -f "$work"/{raw,shell,l3,l3t,auto,age}
+	for rep in $(seq "$REPS"); do
+		for v in $VARIANTS; do run "$v"; done
+		echo "bench: rep $rep of $REPS done" >&2
+	done
+	echo
+	echo "$DATA data, dump $(numfmt --to=iec "$size"), REPS=$REPS; median (min–max)"
+	echo
+	echo "| command | wall (s) | ratio to raw | CPU s (own) | CPU floor (s) | wall / floor | peak RSS (MiB) | artifact | zstd levels (median run) |"
+	echo "|---|---|---|---|---|---|---|---|---|"
+	for v in $VARIANTS; do
+		read -r w wmin wmax < <(cut -d' ' -f1 "$work/$v" | stats)
+		ratio=$(paste -d' ' <(cut -d' ' -f1 "$work/$v") <(cut -d' ' -f1 "$work/raw") | awk '{print $1 / $2}' | stats %.3f)
+		read -r cpu _ _ < <(cut -d' ' -f2 "$work/$v" | stats)
+		floor=$(paste -d' ' <(cut -d' ' -f2 "$work/raw") <(cut -d' ' -f2 "$work/$v") <(cut -d' ' -f1 "$work/raw") |
+			awk -v c="$CORES" -v own="$v" '{f = ($1 + (own == "raw" ? 0 : $2)) / c; if (f < $3) f = $3; print f}' | stats)
+		per=$(paste -d' ' <(cut -d' ' -f1 "$work/$v") <(paste -d' ' <(cut -d' ' -f2 "$work/raw") <(cut -d' ' -f2 "$work/$v") <(cut -d' ' -f1 "$work/raw") |
+			awk -v c="$CORES" -v own="$v" '{f = ($1 + (own == "raw" ? 0 : $2)) / c; if (f < $3) f = $3; print f}') | awk '{print $1 / $2}' | stats %.3f)
+		rss=$(cut -d' ' -f3 "$work/$v" | sort -n | tail -1)
+		bytes=$(cut -d' ' -f4 "$work/$v" | sort -n | awk '{a[NR] = $1} END {print a[int((NR + 1) / 2)]}')
+		levels=$(sort -g "$work/$v" | awk '{a[NR] = $5} END {print a[int((NR + 1) / 2)]}')
+		read -r r rmin rmax <<<"$ratio"
+		read -r f _ _ <<<"$floor"
+		read -r p pmin pmax <<<"$per"
+		[ "$v" = shell ] && cpu=-
+		printf '| %s | %s (%s–%s) | %s (%s–%s) | %s | %s | %s (%s–%s) | %s | %s | %s |\n' "$v" "$w" "$wmin" "$wmax" \
+			"$r" "$rmin" "$rmax" "$cpu" "$f" "$p" "$pmin" "$pmax" \
+			"$([ "$rss" = 0 ] && echo - || echo "$rss")" \
+			"$([ "$bytes" = 0 ] && echo - || numfmt --to=iec "$bytes")" "$levels"
+	done
+done
