@@ -56,6 +56,18 @@ fn rejects_bad_values() {
     Config::load(Some(Path::new("/dev/null"))).expect("an empty config is fine");
 }
 
+/// The keys of the problems `check` finds in the environment's config, and the error text.
+fn problem_keys() -> (Vec<String>, String) {
+    let err = Config::load(None).unwrap().check().unwrap_err();
+    let ConfigError::Invalid(problems) = &err else {
+        panic!("{err}");
+    };
+    (
+        problems.iter().map(|p| p.key.clone()).collect(),
+        err.to_string(),
+    )
+}
+
 #[test]
 #[allow(clippy::result_large_err)] // figment's Jail closure type
 fn check_reports_every_problem_with_its_key() {
@@ -66,11 +78,7 @@ fn check_reports_every_problem_with_its_key() {
         jail.set_env("STOWAGE_ALERTS__EMAIL__TO", "[\"ops@example.org\"]");
         jail.set_env("STOWAGE_HTTP__TOKEN", " ");
         jail.set_env("STOWAGE_DAEMON__MAX_CONCURRENT", "18446744073709551615");
-        let err = Config::load(None).unwrap().check().unwrap_err();
-        let ConfigError::Invalid(problems) = &err else {
-            panic!("{err}");
-        };
-        let keys: Vec<&str> = problems.iter().map(|p| p.key.as_str()).collect();
+        let (keys, err) = problem_keys();
         assert_eq!(
             keys,
             [
@@ -131,11 +139,7 @@ fn host_and_coordination_are_checked() {
         jail.set_env("STOWAGE_COORDINATION__STORAGE", "nowhere");
         jail.set_env("STOWAGE_COORDINATION__LEASE", "60");
         jail.set_env("STOWAGE_DAEMON__BACKUP_TIMEOUT", "600");
-        let err = Config::load(None).unwrap().check().unwrap_err();
-        let ConfigError::Invalid(problems) = &err else {
-            panic!("{err}");
-        };
-        let keys: Vec<&str> = problems.iter().map(|p| p.key.as_str()).collect();
+        let (keys, err) = problem_keys();
         assert_eq!(
             keys,
             ["host", "coordination.storage", "coordination.lease"],

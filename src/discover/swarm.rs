@@ -134,13 +134,7 @@ pub fn merge_service_labels(
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    fn labels(pairs: &[(&str, &str)]) -> BTreeMap<String, String> {
-        pairs
-            .iter()
-            .map(|(k, v)| (k.to_string(), v.to_string()))
-            .collect()
-    }
+    use crate::discover::labels::tests::labels;
 
     #[test]
     fn task_containers_are_named_for_their_service() {

@@ -100,15 +100,6 @@ impl<'de> Deserialize<'de> for Threads {
     }
 }
 
-impl std::fmt::Display for Level {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        match self {
-            Self::Fixed(n) => write!(f, "{n}"),
-            Self::Auto => f.write_str("auto"),
-        }
-    }
-}
-
 impl Compression {
     /// The problems with these settings, as (key, reason).
     pub fn problems(&self) -> Vec<(&'static str, String)> {
