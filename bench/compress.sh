@@ -5,7 +5,9 @@
 #   bench/compress.sh [SIZE_GB...]        default: 1 4
 #   DATA=pgbench bench/compress.sh 1      pgbench rows instead (they compress ~90x)
 #   REPS=5 (default) runs of each command, interleaved; VARIANTS=... to pick commands;
-#   ROWS=N rows in the first GB (2,200,000: about 1 GB of dump)
+#   ROWS=N rows in the first GB (2,200,000: about 1 GB of dump);
+#   CONTAINER=NAME reuses a running PostgreSQL container from an earlier run (kept, not removed;
+#   its data is seeded only where missing) instead of starting and seeding a new one
 #
 # Data: bench/realistic.sql (prose from a word list, md5 tokens, numerics, timestamps, jsonb,
 # ~5% random bytea; zstd -3 ratio ~3.3). The 1 GB table is made once; larger sizes copy its
@@ -13,18 +15,20 @@
 # stays). Commands, each REPS times in turn, after one warm-up dump:
 #   raw     docker exec C pg_dump -U postgres bench > /dev/null
 #   shell   docker exec C pg_dump … | zstd -3 -T0 | tee FILE | sha256sum   (the stock pipeline)
-#   l3      stowage backup, level 3, threads 0      (the CPU floor comparison)
+#   l3      stowage backup, level 3, threads 0      (the defaults; the CPU floor comparison)
 #   l3t     stowage backup, level 3, threads auto
+#   auto0   stowage backup, level auto, threads 0
 #   auto    stowage backup, level auto, threads auto
-#   age     as auto, encrypted to one age recipient
+#   age     as auto0, encrypted to one age recipient
 # For each: median wall time and range, median ratio to raw (paired per rep), CPU seconds
-# (stowage's own from /usr/bin/time; the machine's busy time during raw from /proc/stat),
-# the CPU floor max(raw wall, (raw CPU + own CPU) / cores), peak RSS, artifact size.
+# (stowage's own from /usr/bin/time; the machine's busy time during raw from /proc/stat, less
+# what the docker CLI itself spent receiving the stream, which stowage replaces), the CPU floor
+# max(raw wall, (raw CPU - CLI CPU + own CPU) / cores), peak RSS, artifact size.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 REPS=${REPS:-5}
 DATA=${DATA:-realistic}
-VARIANTS=${VARIANTS:-raw shell l3 l3t auto age}
+VARIANTS=${VARIANTS:-raw shell l3 l3t auto0 auto age}
 scripts/deps.sh
 command -v /usr/bin/time >/dev/null || apt-get install -y -qq time >/dev/null
 command -v jq >/dev/null || apt-get install -y -qq jq >/dev/null
@@ -36,8 +40,13 @@ BIN=${BENCH_BIN:-$PWD/target/release/stowage}
 CORES=$(nproc)
 TICK=$(getconf CLK_TCK)
 work=$(mktemp -d)
-name=stowage-compress-$$
-trap 'docker rm -f -v "$name" >/dev/null 2>&1; rm -rf "$work"' EXIT
+if [ -n "${CONTAINER:-}" ]; then
+	name=$CONTAINER
+	trap 'rm -rf "$work"' EXIT
+else
+	name=stowage-compress-$$
+	trap 'docker rm -f -v "$name" >/dev/null 2>&1; rm -rf "$work"' EXIT
+fi
 age-keygen -o "$work/key.txt" 2>/dev/null
 recipient=$(age-keygen -y "$work/key.txt")
 
@@ -47,8 +56,8 @@ stats() { # median min max of the numbers on stdin, in format $1
 	sort -g | awk -v f="${1:-%.2f}" '{a[NR] = $1} END {printf f " " f " " f "\n", a[int((NR + 1) / 2)], a[1], a[NR]}'
 }
 
-docker run -d --name "$name" -l stowage.enable=true -l "stowage.instance=$name" --shm-size 256m \
-	-e POSTGRES_PASSWORD=bench -e POSTGRES_DB=bench stowage-test/postgres:test >/dev/null
+[ -n "${CONTAINER:-}" ] || docker run -d --name "$name" -l stowage.enable=true -l "stowage.instance=$name" \
+	--shm-size 256m -e POSTGRES_PASSWORD=bench -e POSTGRES_DB=bench stowage-test/postgres:test >/dev/null
 until docker logs "$name" 2>&1 | grep -q 'init process complete' &&
 	docker exec "$name" pg_isready -q -U postgres 2>/dev/null; do sleep 0.5; done
 sleep 1
@@ -80,9 +89,10 @@ run() { # $1 = variant; appends "wall cpu rss bytes levels" to $work/$1
 	case $v in
 	raw)
 		b0=$(busy) t0=$(now)
-		docker exec "$name" pg_dump -U postgres bench >/dev/null
+		/usr/bin/time -f '%U %S' -o "$work/time" docker exec "$name" pg_dump -U postgres bench >/dev/null
 		wall=$(awk -v a="$(now)" -v b="$t0" 'BEGIN {print a - b}')
-		echo "$wall $(awk -v a="$(busy)" -v b="$b0" -v t="$TICK" 'BEGIN {print (a - b) / t}') 0 0 -" >>"$work/$v"
+		# The machine's busy CPU-s, less the CLI's own (stowage takes the CLI's place).
+		echo "$wall $(awk -v a="$(busy)" -v b="$b0" -v t="$TICK" -v cli="$(awk '{print $1 + $2}' "$work/time")" 'BEGIN {print (a - b) / t - cli}') 0 0 -" >>"$work/$v"
 		;;
 	shell)
 		t0=$(now)
@@ -95,8 +105,9 @@ run() { # $1 = variant; appends "wall cpu rss bytes levels" to $work/$1
 		case $v in
 		l3) env+=(STOWAGE_COMPRESSION__LEVEL=3 STOWAGE_COMPRESSION__THREADS=0) ;;
 		l3t) env+=(STOWAGE_COMPRESSION__LEVEL=3 STOWAGE_COMPRESSION__THREADS=auto) ;;
+		auto0) env+=(STOWAGE_COMPRESSION__LEVEL=auto STOWAGE_COMPRESSION__THREADS=0) ;;
 		auto) env+=(STOWAGE_COMPRESSION__LEVEL=auto STOWAGE_COMPRESSION__THREADS=auto) ;;
-		age) env+=(STOWAGE_COMPRESSION__LEVEL=auto STOWAGE_COMPRESSION__THREADS=auto STOWAGE_ENCRYPTION__RECIPIENTS="$recipient") ;;
+		age) env+=(STOWAGE_COMPRESSION__LEVEL=auto STOWAGE_COMPRESSION__THREADS=0 STOWAGE_ENCRYPTION__RECIPIENTS="$recipient") ;;
 		esac
 		/usr/bin/time -f '%e %U %S %M' -o "$work/time" env "${env[@]}" "$BIN" backup >/dev/null
 		local manifest wall user sys kb
@@ -115,7 +126,7 @@ echo "machine: $CORES cores, $(awk '/MemTotal/ {printf "%.0f GiB", $2 / 1048576}
 for gb in "${@:-1 4}"; do
 	seed "$gb"
 	size=$(docker exec "$name" pg_dump -U postgres bench | wc -c) # also warms the cache
-	rm -f "$work"/{raw,shell,l3,l3t,auto,age}
+	rm -f "$work"/{raw,shell,l3,l3t,auto0,auto,age}
 	for rep in $(seq "$REPS"); do
 		for v in $VARIANTS; do run "$v"; done
 		echo "bench: rep $rep of $REPS done" >&2

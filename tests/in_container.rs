@@ -1,6 +1,7 @@
 //! stowage running as a container with the Docker socket mounted, as users run it. With no
 //! helper image configured, an SQLite target without `sqlite3` is dumped in a helper made
-//! from the image stowage itself runs in.
+//! from the image stowage itself runs in. Docker's default seccomp profile lets it take the
+//! `SCHED_BATCH` policy.
 
 mod common;
 
@@ -28,6 +29,8 @@ fn stowage_container_backs_up_through_the_mounted_socket() {
         &format!("{}:/backups", dir.path().display()),
         "-e",
         &format!("STOWAGE_INSTANCE={instance}"),
+        "-e",
+        "STOWAGE_LOG=info,stowage=debug",
         STOWAGE_IMAGE,
         "backup",
     ]);
@@ -37,6 +40,8 @@ fn stowage_container_backs_up_through_the_mounted_socket() {
         stderr.contains("its commands run in a helper container"),
         "{stderr}"
     );
+    // Docker's default seccomp profile lets it take SCHED_BATCH (pipeline::sched).
+    assert!(stderr.contains("scheduling=Batch"), "{stderr}");
     let found = artifacts(dir.path());
     assert_eq!(found.len(), 2, "{found:?}");
     let pg_artifact = found.iter().find(|f| f.starts_with(&pg.c.name)).unwrap();

@@ -12,6 +12,7 @@ pub mod adapt;
 pub mod encryption;
 pub mod read;
 pub mod rows;
+pub mod sched;
 pub mod write;
 
 use std::io::{self, Write};
