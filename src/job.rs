@@ -14,7 +14,7 @@ use bollard::Docker;
 use chrono::Utc;
 use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 
-use crate::backup::{self, BackupError, Outcome, Session};
+use crate::backup::{self, BackupError, Outcome, Session, hooks};
 use crate::discover::{self, DiscoveryError};
 use crate::engine::Registry;
 use crate::local::prune;
@@ -138,10 +138,17 @@ impl TargetRun {
 pub async fn run_target(ctx: &Context, target: &Target) -> TargetRun {
     let backups = match Session::open(&ctx.docker, target, &ctx.backup).await {
         Ok(session) => {
+            // The post hook runs whenever the pre hook was tried: it may have to undo it.
             let mut results = Vec::new();
-            for dump in backup::dumps(target) {
-                results.push(session.dump(&dump).await);
+            match hooks::before(&ctx.docker, target).await {
+                Ok(()) => {
+                    for dump in backup::dumps(target) {
+                        results.push(session.dump(&dump).await);
+                    }
+                }
+                Err(e) => results.push(Err(backup::pre_hook_failed(target, e))),
             }
+            hooks::after(&ctx.docker, target, results.iter().all(Result::is_ok)).await;
             session.close().await;
             results
         }

@@ -4,11 +4,13 @@
 use std::fmt;
 
 use crate::docker::exec::{ExecError, ExitStatus, last_lines};
+use crate::engine::Chosen;
 use crate::engine::RenderError;
 use crate::engine::resolve::ResolveError;
 use crate::engine::site::SiteError;
 use crate::error::{Temporary, io_is_temporary};
 use crate::local::space::SpaceError;
+use crate::plan::{Databases, Target};
 
 /// The step a backup was at when it failed.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -21,6 +23,8 @@ pub enum Step {
     Credentials,
     /// Preparing the helper container the commands run in.
     Helper,
+    /// Running the pre hook (`stowage.pre`).
+    PreHook,
     /// Running the dump tool.
     Dump,
     /// Judging the finished dump.
@@ -36,6 +40,7 @@ impl fmt::Display for Step {
             Self::Space => "checking free space",
             Self::Credentials => "reading credentials",
             Self::Helper => "preparing the helper container",
+            Self::PreHook => "running the pre hook",
             Self::Dump => "dumping",
             Self::Check => "checking the dump",
             Self::Write => "writing the artifact",
@@ -85,6 +90,9 @@ pub enum Failure {
     /// Not enough free space for the next artifact.
     #[error("{0}")]
     Space(#[source] SpaceError),
+    /// The pre hook failed, so nothing was dumped.
+    #[error("{0}. Nothing was dumped")]
+    Hook(#[source] super::hooks::HookError),
 }
 
 /// What an exit status means, and what to do about it.
@@ -129,6 +137,7 @@ impl Temporary for Failure {
                 ..
             } => !container_running || status.code.is_none_or(|c| (129..160).contains(&c)),
             Self::Incomplete(_) => true,
+            Self::Hook(e) => e.is_temporary(),
             Self::NotRunning(_) | Self::Render(_) | Self::StderrError(_) | Self::Space(_) => false,
         }
     }
@@ -166,6 +175,7 @@ impl BackupError {
     pub fn reason_class(&self) -> &'static str {
         match (&self.failure, self.step) {
             (Failure::NotRunning(_), _) => "not_running",
+            (Failure::Hook(_), _) => "hook",
             (Failure::Space(_), _) => "disk_space",
             (Failure::Io(_), _) | (_, Step::Write) => "write",
             (Failure::Exec(_), Step::Inspect | Step::Dump | Step::Check) => "docker",
@@ -177,6 +187,47 @@ impl BackupError {
             _ => "dump_failed",
         }
     }
+}
+
+/// The databases a target's run covers, as errors name them.
+pub(super) fn databases_label(target: &Target) -> String {
+    match &target.databases {
+        Databases::All => "all".to_string(),
+        Databases::Named(names) => names.join(","),
+        Databases::Default => target
+            .vars
+            .get("database")
+            .and_then(Chosen::known_value)
+            .unwrap_or("default")
+            .to_string(),
+    }
+}
+
+/// A failure of `target` at `step`, with its context.
+pub(super) fn target_error(
+    target: &Target,
+    database: &str,
+    step: Step,
+    failure: Failure,
+) -> BackupError {
+    BackupError {
+        container: target.container.name.clone(),
+        target: target.name.clone(),
+        engine: target.engine.name().to_string(),
+        database: database.to_string(),
+        step,
+        failure,
+    }
+}
+
+/// The failed pre hook of `target`, as the failure of its backup.
+pub fn pre_hook_failed(target: &Target, e: super::hooks::HookError) -> BackupError {
+    target_error(
+        target,
+        &databases_label(target),
+        Step::PreHook,
+        Failure::Hook(e),
+    )
 }
 
 #[cfg(test)]

@@ -12,6 +12,7 @@
 //! (ordering, retention, uploads) is [`crate::job`]'s business, not this module's.
 
 mod error;
+pub mod hooks;
 
 use std::collections::BTreeMap;
 use std::path::PathBuf;
@@ -23,12 +24,13 @@ use bollard::query_parameters::InspectContainerOptions;
 use chrono::Utc;
 use tokio::io::AsyncWriteExt;
 
-pub use error::{BackupError, Failure, Step, exit_text};
+pub use error::{BackupError, Failure, Step, exit_text, pre_hook_failed};
+use error::{databases_label, target_error};
 
 use crate::docker::exec::{self, ExecError, ExecRequest, ExecStream, last_lines};
+use crate::engine::Invocation;
 use crate::engine::resolve::resolve_values;
 use crate::engine::site::Site;
-use crate::engine::{Chosen, Invocation};
 use crate::local::artifact::{self, ContainerRef, Content, Manifest, Stored, TempFile};
 use crate::local::space;
 use crate::pipeline::encryption::Encryption;
@@ -92,18 +94,6 @@ pub fn dumps(target: &Target) -> Vec<DumpSpec> {
     }
 }
 
-/// A failure of `target` at `step`, with its context.
-fn target_error(target: &Target, database: &str, step: Step, failure: Failure) -> BackupError {
-    BackupError {
-        container: target.container.name.clone(),
-        target: target.name.clone(),
-        engine: target.engine.name().to_string(),
-        database: database.to_string(),
-        step,
-        failure,
-    }
-}
-
 /// What every database of one target's run shares: the checked container, the resolved
 /// values, where commands run and the dump tool's version.
 pub struct Session<'a> {
@@ -123,16 +113,7 @@ impl<'a> Session<'a> {
         target: &'a Target,
         opts: &'a Options,
     ) -> Result<Session<'a>, BackupError> {
-        let databases = match &target.databases {
-            Databases::All => "all".to_string(),
-            Databases::Named(names) => names.join(","),
-            Databases::Default => target
-                .vars
-                .get("database")
-                .and_then(Chosen::known_value)
-                .unwrap_or("default")
-                .to_string(),
-        };
+        let databases = databases_label(target);
         let fail = |step, failure| target_error(target, &databases, step, failure);
         let inspected = docker
             .inspect_container(&target.container.id, None::<InspectContainerOptions>)

@@ -58,6 +58,15 @@ pub(super) fn target(t: &Target, now: chrono::DateTime<Utc>) {
         }
         None => println!("  drill:     off (label stowage.drill or drill.schedule)"),
     }
+    for (which, argv) in [("pre", &t.hooks.pre), ("post", &t.hooks.post)] {
+        if let Some(argv) = argv {
+            let timeout = t.hooks.timeout.as_secs();
+            println!(
+                "  {:<10} {argv:?} (timeout {timeout} s)",
+                format!("{which}:")
+            );
+        }
+    }
     for w in &t.warnings {
         println!("  warning:   {w}");
     }

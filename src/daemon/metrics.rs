@@ -17,6 +17,7 @@ pub const REASONS: &[&str] = &[
     "docker",
     "credentials",
     "helper",
+    "hook",
     "dump_failed",
     "dump_error",
     "incomplete",

@@ -29,7 +29,7 @@ pub const BAKTAINER: [(&str, &str); 6] = [
 pub const BAKTAINER_ENABLE: &str = "baktainer.backup";
 
 /// Labels with a fixed meaning; any other `stowage.<key>` is an engine variable.
-pub const CORE_KEYS: [&str; 11] = [
+pub const CORE_KEYS: [&str; 14] = [
     "enable",
     "engine",
     "name",
@@ -41,6 +41,9 @@ pub const CORE_KEYS: [&str; 11] = [
     "storage",
     "ping_url",
     "drill",
+    "pre",
+    "post",
+    "hook_timeout",
 ];
 
 /// The parsed labels of one container.
@@ -66,6 +69,12 @@ pub struct Labels {
     pub ping_url: Option<String>,
     /// `stowage.drill`: `false` (no restore drills), `true`, or a cron line for them.
     pub drill: Option<String>,
+    /// `stowage.pre`: argv exec'd in the container before the backup (a JSON array).
+    pub pre: Option<Vec<String>>,
+    /// `stowage.post`: argv exec'd in the container after the backup, whatever its outcome.
+    pub post: Option<Vec<String>>,
+    /// `stowage.hook_timeout`: seconds each hook may run.
+    pub hook_timeout: Option<u64>,
     /// Every other `stowage.<key>` label: engine variables such as `user`, `password`,
     /// `password_file`. Keys without the prefix.
     pub vars: BTreeMap<String, LabelValue>,
@@ -171,6 +180,17 @@ impl Labels {
                 }
                 "schedule" => out.schedule = Some(value),
                 "drill" => out.drill = Some(value),
+                "pre" => out.pre = Some(parse_argv(key, &value)?),
+                "post" => out.post = Some(parse_argv(key, &value)?),
+                "hook_timeout" => {
+                    out.hook_timeout = Some(value.parse().ok().filter(|s| *s > 0).ok_or_else(
+                        || LabelError {
+                            label: label.clone(),
+                            value: value.clone(),
+                            reason: "expected a number of seconds, e.g. 300".into(),
+                        },
+                    )?)
+                }
                 "instance" => {}
                 "database" => {
                     for db in value.split(',') {
@@ -185,6 +205,25 @@ impl Labels {
             }
         }
         Ok(out)
+    }
+}
+
+/// A hook's argv: a JSON array of strings, the program first. Never a shell string.
+fn parse_argv(label: &str, value: &str) -> Result<Vec<String>, LabelError> {
+    let fail = |reason: String| LabelError {
+        label: label.into(),
+        value: value.into(),
+        reason,
+    };
+    let argv: Vec<String> = serde_json::from_str(value).map_err(|e| {
+        fail(format!(
+            "expected a JSON array of strings, the program first, e.g. [\"redis-cli\", \"BGSAVE\"] (no shell string): {e}"
+        ))
+    })?;
+    match argv.first() {
+        None => Err(fail("the array is empty: name the program to run".into())),
+        Some(p) if p.trim().is_empty() => Err(fail("the program name is empty".into())),
+        Some(_) => Ok(argv),
     }
 }
 
@@ -349,6 +388,37 @@ pub(crate) mod tests {
             ("stowage.database", "host=evil dbname=x"),
             ("stowage.database", "postgresql://evil/db"),
             ("stowage.database", "ok,--all"),
+        ] {
+            let err = Labels::parse(&labels(&[(k, v)])).unwrap_err();
+            assert_eq!(err.label, k, "{v}");
+        }
+    }
+
+    #[test]
+    fn hooks_are_json_argv_arrays_never_shell_strings() {
+        let l = Labels::parse(&labels(&[
+            (
+                "stowage.pre",
+                r#"["occ", "maintenance:mode", "--on; rm -rf /"]"#,
+            ),
+            ("stowage.post", r#"["redis-cli", "BGSAVE"]"#),
+            ("stowage.hook_timeout", "60"),
+        ]))
+        .unwrap();
+        assert_eq!(
+            l.pre.unwrap(),
+            ["occ", "maintenance:mode", "--on; rm -rf /"]
+        );
+        assert_eq!(l.post.unwrap(), ["redis-cli", "BGSAVE"]);
+        assert_eq!(l.hook_timeout, Some(60));
+        assert!(l.vars.is_empty());
+        for (k, v) in [
+            ("stowage.pre", "redis-cli BGSAVE"),
+            ("stowage.pre", "[]"),
+            ("stowage.post", r#"["", "x"]"#),
+            ("stowage.post", r#"["a", 1]"#),
+            ("stowage.hook_timeout", "0"),
+            ("stowage.hook_timeout", "5m"),
         ] {
             let err = Labels::parse(&labels(&[(k, v)])).unwrap_err();
             assert_eq!(err.label, k, "{v}");

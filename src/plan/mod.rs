@@ -10,6 +10,8 @@ use std::sync::Arc;
 
 use chrono::{DateTime, Utc};
 
+use std::time::Duration;
+
 use crate::discover::ContainerInfo;
 use crate::discover::labels::{self, Labels};
 use crate::engine::{Chosen, Engine, Registry, choose_vars};
@@ -54,8 +56,34 @@ pub struct Target {
     pub storages: Vec<String>,
     /// Pinged on start (`/start`), success and failure (`/fail`).
     pub ping_url: Option<String>,
+    /// Commands run in the container before and after its backup.
+    pub hooks: Hooks,
     /// Things the user should fix that do not stop the backup.
     pub warnings: Vec<String>,
+}
+
+/// How long a hook may run when `stowage.hook_timeout` does not say.
+pub const DEFAULT_HOOK_TIMEOUT: Duration = Duration::from_secs(300);
+
+/// A target's hooks (`stowage.pre`, `stowage.post`; run by [`crate::backup::hooks`]).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Hooks {
+    /// Run before the first dump.
+    pub pre: Option<Vec<String>>,
+    /// Run after the last dump, whatever the outcome.
+    pub post: Option<Vec<String>>,
+    /// How long each may run.
+    pub timeout: Duration,
+}
+
+impl Default for Hooks {
+    fn default() -> Self {
+        Self {
+            pre: None,
+            post: None,
+            timeout: DEFAULT_HOOK_TIMEOUT,
+        }
+    }
 }
 
 impl Target {
@@ -256,6 +284,13 @@ fn plan_one(c: &ContainerInfo, defaults: &Defaults) -> Result<Target, Skip> {
         retention,
         storages,
         ping_url: labels.ping_url.clone(),
+        hooks: Hooks {
+            pre: labels.pre.clone(),
+            post: labels.post.clone(),
+            timeout: labels
+                .hook_timeout
+                .map_or(DEFAULT_HOOK_TIMEOUT, Duration::from_secs),
+        },
         warnings,
     })
 }
