@@ -139,6 +139,7 @@ pub async fn run_target(ctx: &Context, target: &Target) -> TargetRun {
     let backups = match Session::open(&ctx.docker, target, &ctx.backup).await {
         Ok(session) => {
             // The post hook runs whenever the pre hook was tried: it may have to undo it.
+            let post = hooks::PostHook::owed(&ctx.docker, target);
             let mut results = Vec::new();
             match hooks::before(&ctx.docker, target).await {
                 Ok(()) => {
@@ -148,7 +149,7 @@ pub async fn run_target(ctx: &Context, target: &Target) -> TargetRun {
                 }
                 Err(e) => results.push(Err(backup::pre_hook_failed(target, e))),
             }
-            hooks::after(&ctx.docker, target, results.iter().all(Result::is_ok)).await;
+            post.run(results.iter().all(Result::is_ok)).await;
             session.close().await;
             results
         }

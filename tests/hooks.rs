@@ -126,3 +126,56 @@ fn a_hook_label_that_is_a_shell_string_is_refused_by_plan() {
         "{all}"
     );
 }
+
+#[test]
+fn the_post_hook_runs_when_the_daemon_aborts_a_backup_at_its_timeout() {
+    let instance = unique("hooks-abort");
+    let dir = Scratch::new("hooks-abort");
+    // The pre hook outlasts daemon.backup_timeout (but not its own timeout): the run is
+    // aborted while it waits, and the post hook must still undo it.
+    let pg = Pg::start_target_with(
+        "hooks-abort",
+        &instance,
+        &[
+            ("stowage.name", "slow"),
+            ("stowage.schedule", "0 0 1 1 *"),
+            ("stowage.pre", r#"["sleep", "60"]"#),
+            ("stowage.hook_timeout", "120"),
+            ("stowage.post", POST),
+        ],
+    );
+    let (port, token) = (free_port(), "hooks-test-token");
+    let log = dir.path().join("daemon.log");
+    let _daemon = Daemon(
+        stowage(&dir.path().join("backups"), &instance)
+            .arg("run")
+            .env("STOWAGE_DAEMON__BACKUP_TIMEOUT", "3")
+            .env("STOWAGE_HTTP__LISTEN", format!("127.0.0.1:{port}"))
+            .env("STOWAGE_HTTP__TOKEN", token)
+            .stdout(std::process::Stdio::null())
+            .stderr(std::fs::File::create(&log).unwrap())
+            .spawn()
+            .unwrap(),
+    );
+    wait_for(30, "the target to be planned", || {
+        let (code, body) = http(port, "GET", "/api/targets", Some(token));
+        (code == 200 && body.contains("\"slow\"")).then_some(())
+    });
+    assert_eq!(
+        http(port, "POST", "/api/targets/slow/backup", Some(token)).0,
+        202
+    );
+    let outcome = wait_for(30, "the post hook after the abort", || {
+        let out = docker_output(&["exec", &pg.c.name, "cat", "/tmp/outcome"]);
+        out.status
+            .success()
+            .then(|| String::from_utf8_lossy(&out.stdout).trim().to_string())
+    });
+    assert_eq!(outcome, "slow failure");
+    let log = std::fs::read_to_string(&log).unwrap();
+    assert!(log.contains("backup timed out"), "{log}");
+    assert!(
+        log.contains("the backup was aborted; running the post hook"),
+        "{log}"
+    );
+}

@@ -4,10 +4,9 @@
 use std::fmt;
 
 use crate::docker::exec::{ExecError, ExitStatus, last_lines};
-use crate::engine::Chosen;
-use crate::engine::RenderError;
 use crate::engine::resolve::ResolveError;
 use crate::engine::site::SiteError;
+use crate::engine::{Chosen, RenderError};
 use crate::error::{Temporary, io_is_temporary};
 use crate::local::space::SpaceError;
 use crate::plan::{Databases, Target};

@@ -6,8 +6,9 @@
 //! or `$` in an element is passed to the program as it is. Its output's last lines and its
 //! duration go to the log. A failing or overrunning pre hook fails the backup with the end of
 //! its stderr; the post hook then still runs, as after any failed dump, and learns the outcome
-//! from `STOWAGE_OUTCOME` (`success` or `failure`). A hook that overruns its timeout is
-//! abandoned (Docker cannot kill an exec), and the error says so.
+//! from `STOWAGE_OUTCOME` (`success` or `failure`); also when the daemon aborts the run at
+//! `daemon.backup_timeout` ([`PostHook`]). A hook that overruns its timeout is abandoned
+//! (Docker cannot kill an exec), and the error says so.
 
 use std::time::{Duration, Instant};
 
@@ -16,8 +17,6 @@ use bollard::Docker;
 use crate::docker::exec::{ExecError, ExecRequest, ExecStream, keep_tail, last_lines};
 use crate::plan::Target;
 use crate::secret::Secret;
-
-pub use crate::plan::{DEFAULT_HOOK_TIMEOUT, Hooks};
 
 /// How much of a hook's stdout is kept for the log.
 const STDOUT_TAIL: usize = 4 * 1024;
@@ -97,26 +96,32 @@ impl crate::error::Temporary for HookError {
     }
 }
 
-/// Runs one hook in `container` with `env`, within `timeout`; logs its output and duration.
-pub async fn run(
+/// Runs `target`'s hook `which`, if it has one, with `env`, within its timeout; logs its
+/// output and duration.
+async fn run(
     docker: &Docker,
-    container: &str,
-    target: &str,
+    target: &Target,
     which: Which,
-    argv: &[String],
     env: Vec<(String, Secret)>,
-    timeout: Duration,
 ) -> Result<(), HookError> {
+    let argv = match which {
+        Which::Pre => &target.hooks.pre,
+        Which::Post => &target.hooks.post,
+    };
+    let Some(argv) = argv else {
+        return Ok(());
+    };
+    let (name, timeout) = (&target.name, target.hooks.timeout);
     let program = argv.first().cloned().unwrap_or_default();
     let started = Instant::now();
-    tracing::info!(target = %target, hook = %which, argv = ?argv, "running the {which} hook");
+    tracing::info!(target = %name, hook = %which, argv = ?argv, "running the {which} hook");
     let req = ExecRequest {
-        argv: argv.to_vec(),
+        argv: argv.clone(),
         env,
         ..Default::default()
     };
     let exec = async {
-        let mut stream = ExecStream::start(docker, container, &req).await?;
+        let mut stream = ExecStream::start(docker, &target.container.id, &req).await?;
         let mut stdout = Vec::new();
         while let Some(chunk) = stream.next_stdout().await {
             keep_tail(&mut stdout, &chunk?, STDOUT_TAIL);
@@ -151,53 +156,65 @@ pub async fn run(
             stderr,
         });
     }
-    tracing::info!(target = %target, hook = %which, seconds, stdout = %stdout, stderr = %stderr, "{which} hook done");
+    tracing::info!(target = %name, hook = %which, seconds, stdout = %stdout, stderr = %stderr, "{which} hook done");
     Ok(())
 }
 
 /// Runs `target`'s pre hook, if it has one.
 pub async fn before(docker: &Docker, target: &Target) -> Result<(), HookError> {
-    let Some(argv) = &target.hooks.pre else {
-        return Ok(());
-    };
-    let env = env(&target.name, None);
-    run(
-        docker,
-        &target.container.id,
-        &target.name,
-        Which::Pre,
-        argv,
-        env,
-        target.hooks.timeout,
-    )
-    .await
+    run(docker, target, Which::Pre, env(&target.name, None)).await
 }
 
-/// Runs `target`'s post hook, if it has one, telling it whether every backup succeeded. Its
-/// failure is logged; the backups stand.
-pub async fn after(docker: &Docker, target: &Target, ok: bool) {
-    let Some(argv) = &target.hooks.post else {
-        return;
-    };
-    let env = env(&target.name, Some(ok));
-    let timeout = target.hooks.timeout;
-    if let Err(e) = run(
-        docker,
-        &target.container.id,
-        &target.name,
-        Which::Post,
-        argv,
-        env,
-        timeout,
-    )
-    .await
-    {
+/// Runs `target`'s post hook, if it has one, telling it the outcome. Its failure is logged;
+/// the backups stand.
+async fn after(docker: &Docker, target: &Target, ok: bool) {
+    if let Err(e) = run(docker, target, Which::Post, env(&target.name, Some(ok))).await {
         tracing::error!(target = %target.name, container = %target.container.name, "{e}");
     }
 }
 
+/// The post hook a target run owes once its pre hook was tried. [`PostHook::run`] runs it with
+/// the outcome. Dropped without that, because the run was aborted (`daemon.backup_timeout`),
+/// it runs on a task of its own with the outcome `failure`, so the pre hook is still undone.
+pub struct PostHook {
+    docker: Docker,
+    /// The target, while a post hook is owed.
+    owed: Option<Target>,
+}
+
+impl PostHook {
+    /// The post hook `target` owes from now on (nothing, if it has none).
+    pub fn owed(docker: &Docker, target: &Target) -> Self {
+        Self {
+            docker: docker.clone(),
+            owed: target.hooks.post.is_some().then(|| target.clone()),
+        }
+    }
+
+    /// Runs it, telling it whether every backup succeeded.
+    pub async fn run(mut self, ok: bool) {
+        if let Some(target) = self.owed.take() {
+            after(&self.docker, &target, ok).await;
+        }
+    }
+}
+
+impl Drop for PostHook {
+    fn drop(&mut self) {
+        let Some(target) = self.owed.take() else {
+            return;
+        };
+        let Ok(runtime) = tokio::runtime::Handle::try_current() else {
+            return;
+        };
+        tracing::warn!(target = %target.name, "the backup was aborted; running the post hook");
+        let docker = self.docker.clone();
+        runtime.spawn(async move { after(&docker, &target, false).await });
+    }
+}
+
 /// The environment a hook gets: the target's name, and for the post hook the outcome.
-pub fn env(target: &str, outcome: Option<bool>) -> Vec<(String, Secret)> {
+fn env(target: &str, outcome: Option<bool>) -> Vec<(String, Secret)> {
     let mut out = vec![(
         "STOWAGE_TARGET".to_string(),
         Secret::new(target.to_string()),

@@ -7,10 +7,9 @@
 
 use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;
+use std::time::Duration;
 
 use chrono::{DateTime, Utc};
-
-use std::time::Duration;
 
 use crate::discover::ContainerInfo;
 use crate::discover::labels::{self, Labels};
@@ -74,16 +73,6 @@ pub struct Hooks {
     pub post: Option<Vec<String>>,
     /// How long each may run.
     pub timeout: Duration,
-}
-
-impl Default for Hooks {
-    fn default() -> Self {
-        Self {
-            pre: None,
-            post: None,
-            timeout: DEFAULT_HOOK_TIMEOUT,
-        }
-    }
 }
 
 impl Target {

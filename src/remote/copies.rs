@@ -92,10 +92,9 @@ pub async fn compare(
             )),
         });
     }
-    let theirs = match read.get(file) {
-        Some(m) => m.clone(),
-        None => match remote.manifest(target, file).await {
-            Ok(m) => m,
+    if !read.contains_key(file) {
+        match remote.manifest(target, file).await {
+            Ok(m) => read.insert(file.clone(), m),
             Err(e) if matches!(e.cause, Cause::Manifest(_)) => {
                 return Ok(Copy::Other(format!("its manifest does not read: {e}")));
             }
@@ -103,9 +102,9 @@ pub async fn compare(
                 return Ok(Copy::Absent);
             }
             Err(e) => return Err(e),
-        },
-    };
-    read.insert(file.clone(), theirs.clone());
+        };
+    }
+    let theirs = &read[file];
     if theirs.stored.sha256 == local.stored.sha256
         && theirs.started_at == local.started_at
         && size == Some(local.stored.bytes)
