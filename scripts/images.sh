@@ -5,7 +5,7 @@
 # (this script plus its files under tests/images/), so a second run with an unchanged recipe
 # builds nothing. The stable tag `:test` always points at the current build.
 #
-#   scripts/images.sh            base, postgres and mariadb images
+#   scripts/images.sh            base, postgres, mariadb, redis, etcd and test application images
 #   scripts/images.sh stowage    also the stowage runtime image (needs target/debug/stowage)
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -72,6 +72,20 @@ build_rootfs mariadb "$mdb_dir/docker-entrypoint.sh" --include=mariadb-server,ma
 	--customize-hook="copy-in $mdb_dir/docker-entrypoint.sh /usr/local/bin/" \
 	-- 'ENV LANG=C.UTF-8 MARIADB_MAJOR=10.11' \
 	'ENTRYPOINT ["docker-entrypoint.sh"]' 'CMD ["mariadbd"]' 'EXPOSE 3306'
+
+# Redis 7.0 as the official image runs it: redis-server in the foreground as user redis, its
+# data in /data (the working directory). The password comes from the command line
+# (--requirepass) as users set it, and REDIS_PASSWORD for stowage.
+build_rootfs redis "" --include=redis-server,procps \
+	--customize-hook='mkdir -p "$1"/data && chroot "$1" chown redis:redis /data' \
+	-- 'ENV LANG=C.UTF-8' 'USER redis' 'WORKDIR /data' 'VOLUME /data' \
+	'CMD ["redis-server", "--dir", "/data", "--protected-mode", "no"]' 'EXPOSE 6379'
+
+# etcd 3.4 (server and etcdctl), one member, its data on a volume.
+build_rootfs etcd "" --include=etcd-server,etcd-client,procps \
+	--customize-hook='mkdir -p "$1"/var/lib/etcd/default && chroot "$1" chown -R etcd:etcd /var/lib/etcd' \
+	-- 'ENV LANG=C.UTF-8 ETCDCTL_API=3' 'USER etcd' 'VOLUME /var/lib/etcd' \
+	'CMD ["etcd", "--data-dir=/var/lib/etcd/default", "--listen-client-urls=http://0.0.0.0:2379", "--advertise-client-urls=http://127.0.0.1:2379"]' 'EXPOSE 2379'
 
 # An application that writes SQLite from Python and has no sqlite3 binary, and the same with
 # one. Runs as uid 1000, its data in /data (a volume).

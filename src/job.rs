@@ -14,7 +14,7 @@ use bollard::Docker;
 use chrono::Utc;
 use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 
-use crate::backup::{self, BackupError, Outcome, Session, hooks};
+use crate::backup::{self, BackupError, Outcome, Session, hooks, stop};
 use crate::discover::{self, DiscoveryError};
 use crate::engine::Registry;
 use crate::local::prune;
@@ -123,6 +123,8 @@ pub struct TargetRun {
     pub local_retention: Option<Result<usize, std::io::Error>>,
     /// New backups much smaller than the previous ones (see [`crate::local::shrink`]).
     pub shrinks: Vec<Shrink>,
+    /// How long each container stopped for the backup was down (`stowage.stop`).
+    pub downtime: Vec<stop::Downtime>,
 }
 
 impl TargetRun {
@@ -136,6 +138,7 @@ impl TargetRun {
 /// stop the others), then, after any success, local retention and the upload pass. Every
 /// outcome is logged here, with its timings or its whole error. The caller holds a permit.
 pub async fn run_target(ctx: &Context, target: &Target) -> TargetRun {
+    let mut downtime = Vec::new();
     let backups = match Session::open(&ctx.docker, target, &ctx.backup).await {
         Ok(session) => {
             // The post hook runs whenever the pre hook was tried: it may have to undo it.
@@ -143,9 +146,9 @@ pub async fn run_target(ctx: &Context, target: &Target) -> TargetRun {
             let mut results = Vec::new();
             match hooks::before(&ctx.docker, target).await {
                 Ok(()) => {
-                    for dump in backup::dumps(target) {
-                        results.push(session.dump(&dump).await);
-                    }
+                    let (r, down) = dump_all(ctx, target, &session).await;
+                    results = r;
+                    downtime = down;
                 }
                 Err(e) => results.push(Err(backup::pre_hook_failed(target, e))),
             }
@@ -167,7 +170,8 @@ pub async fn run_target(ctx: &Context, target: &Target) -> TargetRun {
                 "backup complete"
             ),
             Err(e) => tracing::error!(
-                target = %target.name, database = %e.database,
+                target = %target.name, database = %e.database, step = %e.step,
+                reason = e.reason_class(),
                 temporary = crate::error::Temporary::is_temporary(e),
                 "{}", crate::error_text::one_line(e)
             ),
@@ -179,6 +183,7 @@ pub async fn run_target(ctx: &Context, target: &Target) -> TargetRun {
         replication: None,
         local_retention: None,
         shrinks,
+        downtime,
     };
     if run.backups.iter().any(Result::is_ok) {
         run.local_retention = apply_retention(ctx, target).await;
@@ -187,6 +192,31 @@ pub async fn run_target(ctx: &Context, target: &Target) -> TargetRun {
         }
     }
     run
+}
+
+/// Every dump of the target, with its containers stopped around them when the target says
+/// so (they are started again whatever happens; see [`crate::backup::stop`]).
+async fn dump_all(
+    ctx: &Context,
+    target: &Target,
+    session: &Session<'_>,
+) -> (Vec<Result<Outcome, BackupError>>, Vec<stop::Downtime>) {
+    let stopped = match &target.stop {
+        Some(_) => match stop::stop(&ctx.docker, &ctx.backup.backup_dir, target).await {
+            Ok(s) => Some(s),
+            Err(e) => return (vec![Err(backup::stop_failed(target, e))], Vec::new()),
+        },
+        None => None,
+    };
+    let mut results = Vec::new();
+    for dump in backup::dumps(target) {
+        results.push(session.dump(&dump).await);
+    }
+    let downtime = match stopped {
+        Some(s) => s.start().await,
+        None => Vec::new(),
+    };
+    (results, downtime)
 }
 
 /// Compares each new backup with the previous one of its database; logs what shrank.
@@ -344,6 +374,7 @@ mod tests {
                 .map(|(k, v)| (k.to_string(), v.to_string()))
                 .collect(),
             env: Env::from_list(&[]),
+            mounts: Vec::new(),
         };
         let on = ("stowage.enable", "true");
         let registry = Registry::builtin().unwrap();

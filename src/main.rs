@@ -8,7 +8,14 @@ use clap::Parser;
 
 fn main() -> ExitCode {
     let cli = stowage::cli::Cli::parse();
-    stowage::log::init();
+    let format = match stowage::log::Format::from_env() {
+        Ok(f) => f,
+        Err(e) => {
+            eprintln!("stowage: {e}");
+            return ExitCode::from(2);
+        }
+    };
+    stowage::log::init(format);
     // Before any other thread exists, so all of them inherit it.
     let scheduling = stowage::pipeline::sched::enter_batch();
     tracing::debug!(?scheduling, "scheduling policy");

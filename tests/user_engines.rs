@@ -27,7 +27,7 @@ fn example_user_engine_backs_up_and_restores() {
     let src = Pg::start_target_with(
         "usereng-src",
         &instance,
-        &[("stowage.engine", "postgres-custom")],
+        &[("stowage.engine", "pg-custom-example")],
     );
     src.seed(1);
     let before = src.table_checksums();
@@ -35,14 +35,14 @@ fn example_user_engine_backs_up_and_restores() {
     let (code, engines, _) = run(dir.path(), &instance, &["engines"]);
     assert_eq!(code, 0);
     assert!(
-        engines.contains("postgres-custom")
-            && engines.contains("engines/examples/postgres-custom.toml"),
+        engines.contains("pg-custom-example")
+            && engines.contains("engines/examples/pg-custom-example.toml"),
         "{engines}"
     );
 
     let (code, plan, _) = run(dir.path(), &instance, &["plan"]);
     assert_eq!(code, 0, "{plan}");
-    assert!(plan.contains("engine:    postgres-custom"), "{plan}");
+    assert!(plan.contains("engine:    pg-custom-example"), "{plan}");
 
     let (code, stdout, stderr) = run(dir.path(), &instance, &["backup"]);
     assert_eq!(code, 0, "{stderr}");

@@ -5,7 +5,7 @@
 use std::collections::BTreeMap;
 
 use libfuzzer_sys::fuzz_target;
-use stowage::discover::{ContainerInfo, Env};
+use stowage::discover::{ContainerInfo, Env, Mount};
 use stowage::engine::Registry;
 use stowage::plan::{self, Defaults, Entry};
 use stowage::remote::config::Storages;
@@ -31,6 +31,20 @@ fuzz_target!(|data: &[u8]| {
         state: "running".into(),
         labels,
         env: Env::from_list(&env),
+        // A volume and a bind mount, so stowage.volumes / stowage.paths labels have something
+        // to resolve against.
+        mounts: vec![
+            Mount {
+                kind: "volume".into(),
+                name: "data".into(),
+                destination: "/data".into(),
+            },
+            Mount {
+                kind: "bind".into(),
+                name: String::new(),
+                destination: "/srv/app".into(),
+            },
+        ],
     };
     let registry = Registry::builtin().unwrap();
     let schedule = Schedule::parse("0 3 * * *").unwrap();

@@ -24,6 +24,8 @@ pub enum Step {
     Helper,
     /// Running the pre hook (`stowage.pre`).
     PreHook,
+    /// Stopping the containers (`stowage.stop`).
+    Stop,
     /// Running the dump tool.
     Dump,
     /// Judging the finished dump.
@@ -40,6 +42,7 @@ impl fmt::Display for Step {
             Self::Credentials => "reading credentials",
             Self::Helper => "preparing the helper container",
             Self::PreHook => "running the pre hook",
+            Self::Stop => "stopping the containers",
             Self::Dump => "dumping",
             Self::Check => "checking the dump",
             Self::Write => "writing the artifact",
@@ -83,12 +86,18 @@ pub enum Failure {
         "the dump ended without its completeness marker {0:?}: it was cut short. Nothing was kept; run the backup again"
     )]
     Incomplete(String),
+    /// A binary format's end is missing (format, what is wrong).
+    #[error("the {0} stream is incomplete: {1}. Nothing was kept; run the backup again")]
+    Truncated(&'static str, String),
     /// Local file I/O.
     #[error("{0}. Check free space and permissions of the backup directory")]
     Io(#[source] std::io::Error),
     /// Not enough free space for the next artifact.
     #[error("{0}")]
     Space(#[source] SpaceError),
+    /// The containers could not be stopped, so nothing was archived.
+    #[error("{0}. Nothing was archived")]
+    Stop(#[source] super::stop::StopError),
     /// The pre hook failed, so nothing was dumped.
     #[error("{0}. Nothing was dumped")]
     Hook(#[source] super::hooks::HookError),
@@ -135,8 +144,9 @@ impl Temporary for Failure {
                 container_running,
                 ..
             } => !container_running || status.code.is_none_or(|c| (129..160).contains(&c)),
-            Self::Incomplete(_) => true,
+            Self::Incomplete(_) | Self::Truncated(..) => true,
             Self::Hook(e) => e.is_temporary(),
+            Self::Stop(e) => e.is_temporary(),
             Self::NotRunning(_) | Self::Render(_) | Self::StderrError(_) | Self::Space(_) => false,
         }
     }
@@ -175,6 +185,7 @@ impl BackupError {
         match (&self.failure, self.step) {
             (Failure::NotRunning(_), _) => "not_running",
             (Failure::Hook(_), _) => "hook",
+            (Failure::Stop(_), _) => "stop",
             (Failure::Space(_), _) => "disk_space",
             (Failure::Io(_), _) | (_, Step::Write) => "write",
             (Failure::Exec(_), Step::Inspect | Step::Dump | Step::Check) => "docker",
@@ -182,7 +193,7 @@ impl BackupError {
             (_, Step::Helper) => "helper",
             (Failure::Exit { .. }, _) => "dump_failed",
             (Failure::StderrError(_), _) => "dump_error",
-            (Failure::Incomplete(_), _) => "incomplete",
+            (Failure::Incomplete(_) | Failure::Truncated(..), _) => "incomplete",
             _ => "dump_failed",
         }
     }
@@ -193,6 +204,11 @@ pub(super) fn databases_label(target: &Target) -> String {
     match &target.databases {
         Databases::All => "all".to_string(),
         Databases::Named(names) => names.join(","),
+        Databases::Files(sets) => sets
+            .iter()
+            .map(|s| s.name.as_str())
+            .collect::<Vec<_>>()
+            .join(","),
         Databases::Default => target
             .vars
             .get("database")
@@ -221,12 +237,17 @@ pub(super) fn target_error(
 
 /// The failed pre hook of `target`, as the failure of its backup.
 pub fn pre_hook_failed(target: &Target, e: super::hooks::HookError) -> BackupError {
-    target_error(
-        target,
-        &databases_label(target),
-        Step::PreHook,
-        Failure::Hook(e),
-    )
+    target_failed(target, Step::PreHook, Failure::Hook(e))
+}
+
+/// The error of a target whose containers could not be stopped: no dump was started.
+pub fn stop_failed(target: &Target, e: super::stop::StopError) -> BackupError {
+    target_failed(target, Step::Stop, Failure::Stop(e))
+}
+
+/// An error of the whole target (every database it covers).
+fn target_failed(target: &Target, step: Step, failure: Failure) -> BackupError {
+    target_error(target, &databases_label(target), step, failure)
 }
 
 #[cfg(test)]

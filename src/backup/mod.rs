@@ -13,24 +13,27 @@
 
 mod error;
 pub mod hooks;
+mod judge;
+pub mod stop;
+mod stream;
 
 use std::collections::BTreeMap;
 use std::path::PathBuf;
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use bollard::Docker;
 use bollard::query_parameters::InspectContainerOptions;
 use chrono::Utc;
-use tokio::io::AsyncWriteExt;
 
-pub use error::{BackupError, Failure, Step, exit_text, pre_hook_failed};
+pub use error::{BackupError, Failure, Step, exit_text, pre_hook_failed, stop_failed};
 use error::{databases_label, target_error};
 
-use crate::docker::exec::{self, ExecError, ExecRequest, ExecStream, last_lines};
+use crate::docker::exec::{self, ExecRequest, last_lines};
 use crate::engine::Invocation;
 use crate::engine::resolve::resolve_values;
 use crate::engine::site::Site;
+use crate::engine::spec::FILE_VAR;
 use crate::local::artifact::{self, ContainerRef, Content, Manifest, Stored, TempFile};
 use crate::local::space;
 use crate::pipeline::encryption::Encryption;
@@ -71,6 +74,8 @@ pub struct DumpSpec {
     pub name: Option<String>,
     /// Whether the engine's `dump_all` command is used.
     pub all: bool,
+    /// The artifact's database name when it is not `name` (a volume's name for its path).
+    pub title: Option<String>,
 }
 
 /// The dumps a target's run makes, one artifact each.
@@ -79,16 +84,27 @@ pub fn dumps(target: &Target) -> Vec<DumpSpec> {
         Databases::All => vec![DumpSpec {
             name: None,
             all: true,
+            title: None,
         }],
         Databases::Default => vec![DumpSpec {
             name: None,
             all: false,
+            title: None,
         }],
         Databases::Named(names) => names
             .iter()
             .map(|n| DumpSpec {
                 name: Some(n.clone()),
                 all: false,
+                title: None,
+            })
+            .collect(),
+        Databases::Files(sets) => sets
+            .iter()
+            .map(|s| DumpSpec {
+                name: Some(s.path.clone()),
+                all: false,
+                title: Some(s.name.clone()),
             })
             .collect(),
     }
@@ -168,7 +184,9 @@ impl<'a> Session<'a> {
         if let Some(n) = &spec.name {
             values.insert("database".into(), n.clone());
         }
-        let database = if spec.all || !target.engine.dumps_one_database() {
+        let database = if let Some(title) = &spec.title {
+            title.clone()
+        } else if spec.all || !target.engine.dumps_one_database() {
             "all".to_string()
         } else {
             values
@@ -224,17 +242,23 @@ impl Session<'_> {
         database: &str,
     ) -> Result<Outcome, (Step, Failure)> {
         let (docker, target, opts) = (self.docker, self.target, self.opts);
+        let mut values = values.clone();
+        let to_file = target.engine.dump_spec(all).to_file;
+        if to_file {
+            values.insert(
+                FILE_VAR.into(),
+                crate::engine::site::temp_path(&target.engine.spec.extension),
+            );
+        }
         let inv: Invocation = target
             .engine
-            .dump_invocation(all, values)
+            .dump_invocation(all, &values)
             .map_err(|e| (Step::Credentials, Failure::Render(e)))?;
         let user = self
             .site
-            .user(docker, &target.engine, values)
+            .user(docker, &target.engine, &values)
             .await
             .map_err(|e| (Step::Helper, Failure::Site(e)))?;
-        let dump = inv.dump.clone().expect("dump invocations carry their spec");
-        let tool = inv.argv[0].clone();
         let started_at = Utc::now();
         let file_name = artifact::artifact_file_name(
             &target.name,
@@ -251,34 +275,16 @@ impl Session<'_> {
         let encryption_info = encryption.as_ref().map(|e| e.info());
         let count = target.engine.drill.as_ref().and_then(|d| d.spec.count);
         let mut writer = PipelineWriter::start(file, opts.compression, encryption, count);
-        let req = ExecRequest {
-            argv: inv.argv,
-            env: inv.env,
-            stdin: inv.stdin.is_some(),
-            user,
-        };
-        let mut stream = ExecStream::start(docker, &self.site.container_id, &req)
-            .await
-            .map_err(|e| (Step::Dump, Failure::Exec(e)))?;
-        crate::fault::point("dump:exec-started");
-        if let (Some(line), Some(mut stdin)) = (&inv.stdin, stream.take_stdin()) {
-            // A short line: it fits the pipe, so this cannot wait on the tool reading it.
-            let sent = async {
-                stdin.write_all(line.expose().as_bytes()).await?;
-                stdin.shutdown().await
-            };
-            sent.await
-                .map_err(|e| (Step::Dump, Failure::Exec(ExecError::Stdin(e))))?;
+        match values.get(FILE_VAR).filter(|_| to_file) {
+            Some(path) => {
+                let result = self
+                    .via_file(inv, user.clone(), path, &mut writer, database)
+                    .await;
+                self.remove_file(path, user).await;
+                result?;
+            }
+            None => self.via_stdout(inv, user, &mut writer, database).await?,
         }
-        let mut tail = exec::TailWindow::new(dump.marker_window);
-        self.copy_stream(&mut stream, &mut writer, &mut tail, database)
-            .await?;
-        crate::fault::point("dump:stream-ended");
-        let status = stream
-            .finish()
-            .await
-            .map_err(|e| (Step::Dump, Failure::Exec(e)))?;
-        self.judge(status, &dump, &tail, tool).await?;
         crate::fault::point("dump:judged");
         let written = writer.finish().await.map_err(io)?;
         crate::fault::point("commit:pipeline-finished");
@@ -339,81 +345,6 @@ impl Session<'_> {
             },
             rows: written.rows,
         }
-    }
-
-    /// Moves the dump's stdout into the pipeline, one frame at a time (backpressure: the next
-    /// frame is pulled only when the writer took this one), logging progress.
-    async fn copy_stream(
-        &self,
-        stream: &mut ExecStream,
-        writer: &mut PipelineWriter,
-        tail: &mut exec::TailWindow,
-        database: &str,
-    ) -> Result<(), (Step, Failure)> {
-        let clock = Instant::now();
-        let mut raw: u64 = 0;
-        let mut last_report = Instant::now();
-        while let Some(chunk) = stream.next_stdout().await {
-            let chunk = chunk.map_err(|e| (Step::Dump, Failure::Exec(e)))?;
-            tail.push(&chunk);
-            let chunk_len = chunk.len() as u64;
-            raw += chunk_len;
-            writer.write(chunk).await.map_err(io)?;
-            if raw == chunk_len {
-                crate::fault::point("dump:first-chunk");
-            }
-            if last_report.elapsed() >= PROGRESS_EVERY {
-                last_report = Instant::now();
-                let secs = clock.elapsed().as_secs_f64();
-                tracing::info!(
-                    target = %self.target.name, database, raw_bytes = raw,
-                    mib_per_s = format!("{:.1}", raw as f64 / 1048576.0 / secs),
-                    "backup in progress"
-                );
-            }
-        }
-        Ok(())
-    }
-
-    /// Decides whether a finished dump is complete: exit code 0, no error pattern on stderr,
-    /// the completeness marker near the end.
-    async fn judge(
-        &self,
-        status: exec::ExitStatus,
-        dump: &crate::engine::spec::Dump,
-        tail: &exec::TailWindow,
-        tool: String,
-    ) -> Result<(), (Step, Failure)> {
-        if !status.success() {
-            let container_running = self
-                .docker
-                .inspect_container(&self.target.container.id, None::<InspectContainerOptions>)
-                .await
-                .ok()
-                .and_then(|c| c.state?.running)
-                .unwrap_or(false);
-            return Err((
-                Step::Dump,
-                Failure::Exit {
-                    tool,
-                    status,
-                    container_running,
-                },
-            ));
-        }
-        if let Some(line) = status
-            .stderr
-            .lines()
-            .find(|l| dump.error_patterns.iter().any(|p| l.contains(p.as_str())))
-        {
-            return Err((Step::Check, Failure::StderrError(line.to_string())));
-        }
-        if let Some(marker) = &dump.complete_marker
-            && !tail.contains(marker.as_bytes())
-        {
-            return Err((Step::Check, Failure::Incomplete(marker.clone())));
-        }
-        Ok(())
     }
 }
 

@@ -117,8 +117,7 @@ pub(super) async fn cmd_restore_all(
                 &remote,
                 target,
                 &file,
-                container,
-                None,
+                super::restore::RestoreTo::container(container),
             )
             .await;
             match r {

@@ -69,19 +69,26 @@ pub enum Command {
         /// Target names; all when none is given.
         targets: Vec<String>,
     },
-    /// Restore an artifact into a running database container. The artifact is checked against
-    /// its manifest first; a mismatch is refused.
+    /// Restore an artifact into a running database container, or an archive of files into a
+    /// volume. The artifact is checked against its manifest first; a mismatch is refused.
     Restore {
         /// The artifact: a file (its manifest beside it), or a stored copy
         /// `STORAGE:[HOST/]TARGET/FILE`, where FILE may be `latest`.
         #[arg(required_unless_present = "all")]
         artifact: Option<PathBuf>,
         /// Container name or ID to restore into; its credentials are found as for a backup.
-        #[arg(long, value_name = "CONTAINER", required_unless_present = "all")]
+        #[arg(long, value_name = "CONTAINER", required_unless_present_any = ["all", "volume"])]
         to: Option<String>,
+        /// Restore an archive of files (stowage.volumes, stowage.paths) into this Docker
+        /// volume instead; it is created if missing and must be empty unless --force.
+        #[arg(long, value_name = "NAME", conflicts_with_all = ["to", "database", "all", "jobs"])]
+        volume: Option<String>,
+        /// With --volume: extract into a volume that already holds files.
+        #[arg(long, requires = "volume")]
+        force: bool,
         /// Restore every target of another host (--from-host, --storage): each database's
         /// newest copy into the container of the target's name here (or as --map says).
-        #[arg(long, requires_all = ["from_host", "storage"], conflicts_with_all = ["artifact", "to", "database"])]
+        #[arg(long, requires_all = ["from_host", "storage"], conflicts_with_all = ["artifact", "to", "database", "volume"])]
         all: bool,
         /// With --all: the host whose targets to restore.
         #[arg(long, value_name = "HOST", requires = "all")]
@@ -96,6 +103,10 @@ pub enum Command {
         /// Database to restore into (default: the one the artifact was dumped from).
         #[arg(long, value_name = "NAME")]
         database: Option<String>,
+        /// Restore with N parallel jobs, where the engine can (PostgreSQL's custom format,
+        /// stowage.format=custom).
+        #[arg(long, value_name = "N", value_parser = clap::value_parser!(u32).range(1..=64))]
+        jobs: Option<u32>,
         /// age identity file for an encrypted artifact (repeatable; added to
         /// encryption.identity_files).
         #[arg(long, value_name = "FILE")]
@@ -195,10 +206,33 @@ async fn dispatch(command: Command, l: Loaded) -> anyhow::Result<ExitCode> {
             to: Some(to),
             database,
             identity,
+            jobs,
             ..
-        } => restore::cmd_restore(&l, &artifact, &to, database.as_deref(), identity).await,
+        } => {
+            let into = crate::restore::Destination::Container(&to);
+            let into = restore::RestoreTo {
+                to: into,
+                database: database.as_deref(),
+                jobs,
+            };
+            restore::cmd_restore(&l, &artifact, into, identity).await
+        }
+        Command::Restore {
+            artifact: Some(artifact),
+            volume: Some(name),
+            force,
+            identity,
+            ..
+        } => {
+            let into = restore::RestoreTo {
+                to: crate::restore::Destination::Volume { name: &name, force },
+                database: None,
+                jobs: None,
+            };
+            restore::cmd_restore(&l, &artifact, into, identity).await
+        }
         Command::Restore { .. } => anyhow::bail!(
-            "restore needs an ARTIFACT and --to CONTAINER, or --all --from-host HOST --storage NAME"
+            "restore needs an ARTIFACT and --to CONTAINER (or --volume NAME), or --all --from-host HOST --storage NAME"
         ),
         Command::Verify { targets } => artifacts::cmd_verify(&l, &targets).await,
         Command::Drill { targets } => drill::cmd_drill(&l, &targets).await,
@@ -233,6 +267,25 @@ fn lock_backup_dir(config: &Config) -> anyhow::Result<crate::local::cleanup::Dir
             )
         })?;
     Ok(lock)
+}
+
+/// Locks the backup directory as [`lock_backup_dir`] does and, when no other stowage process
+/// uses it, first starts the containers an earlier process stopped for a backup and could not
+/// start again (it was killed; see [`crate::backup::stop`]).
+async fn lock_and_recover(
+    config: &Config,
+    docker: &bollard::Docker,
+) -> anyhow::Result<crate::local::cleanup::DirLock> {
+    use crate::local::cleanup::{Opened, open};
+    let opened = open(&config.backup_dir).ok();
+    match opened {
+        Some(Opened::Alone(lock, _)) => {
+            crate::backup::stop::recover(docker, &config.backup_dir).await;
+            Ok(lock.share()?)
+        }
+        Some(Opened::Shared(lock)) => Ok(lock),
+        None => lock_backup_dir(config),
+    }
 }
 
 /// Delivers `event` through every channel now (a command ends right after), logging failures.

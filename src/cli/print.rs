@@ -21,7 +21,18 @@ pub(super) fn target(t: &Target, now: chrono::DateTime<Utc>) {
         t.engine.name(),
         t.engine.spec.description
     );
+    if let Databases::Files(sets) = &t.databases {
+        for set in sets {
+            let shown = if set.name == set.path {
+                set.path.clone()
+            } else {
+                format!("{} (at {})", set.name, set.path)
+            };
+            println!("  archives:  {shown}, read-only");
+        }
+    }
     let databases = match &t.databases {
+        Databases::Files(_) => String::new(),
         Databases::All => "all".to_string(),
         Databases::Named(n) => format!("{} (label stowage.database)", n.join(", ")),
         Databases::Default => t
@@ -30,7 +41,9 @@ pub(super) fn target(t: &Target, now: chrono::DateTime<Utc>) {
             .map(|c| c.describe())
             .unwrap_or_default(),
     };
-    println!("  database:  {databases}");
+    if !databases.is_empty() {
+        println!("  database:  {databases}");
+    }
     for (name, chosen) in &t.vars {
         if name != "database" {
             println!("  {:<10} {}", format!("{name}:"), chosen.describe());
@@ -58,6 +71,14 @@ pub(super) fn target(t: &Target, now: chrono::DateTime<Utc>) {
         }
         None => println!("  drill:     off (label stowage.drill or drill.schedule)"),
     }
+    hooks_and_stop(t);
+    for w in &t.warnings {
+        println!("  warning:   {w}");
+    }
+}
+
+/// The target's hooks and what it stops, if any.
+fn hooks_and_stop(t: &Target) {
     for (which, argv) in [("pre", &t.hooks.pre), ("post", &t.hooks.post)] {
         if let Some(argv) = argv {
             let timeout = t.hooks.timeout.as_secs();
@@ -67,8 +88,13 @@ pub(super) fn target(t: &Target, now: chrono::DateTime<Utc>) {
             );
         }
     }
-    for w in &t.warnings {
-        println!("  warning:   {w}");
+    if let Some(stop) = &t.stop {
+        match &stop.group {
+            Some(g) => println!(
+                "  stop:      the container and every container labelled stowage.stop_group={g}, during the backup"
+            ),
+            None => println!("  stop:      the container, during the backup"),
+        }
     }
 }
 

@@ -1,5 +1,5 @@
 //! `stowage restore`: a local artifact, or a stored copy (`STORAGE:[HOST/]TARGET/FILE`, FILE
-//! may be `latest`) fetched first, into a running container.
+//! may be `latest`) fetched first, into a running container or a volume.
 
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
@@ -13,15 +13,38 @@ use crate::pipeline::encryption::Identities;
 use crate::remote::config::Storages;
 use crate::remote::hosts;
 use crate::remote::storage::Remote;
+use crate::restore::Destination;
 use crate::{docker, restore};
+
+/// Where a restore goes, and how.
+#[derive(Debug, Clone, Copy)]
+pub(super) struct RestoreTo<'a> {
+    /// The container or volume.
+    pub to: Destination<'a>,
+    /// `--database`.
+    pub database: Option<&'a str>,
+    /// `--jobs`.
+    pub jobs: Option<u32>,
+}
+
+impl<'a> RestoreTo<'a> {
+    /// Into a container's database of the artifact's name, without jobs.
+    pub fn container(name: &'a str) -> Self {
+        Self {
+            to: Destination::Container(name),
+            database: None,
+            jobs: None,
+        }
+    }
+}
 
 pub(super) async fn cmd_restore(
     l: &Loaded,
     artifact: &Path,
-    to: &str,
-    database: Option<&str>,
+    into: RestoreTo<'_>,
     identity: Vec<PathBuf>,
 ) -> anyhow::Result<ExitCode> {
+    let to = into.to;
     let docker = docker::connect().await?;
     let identities = Arc::new(identities(l, identity)?);
     let storages = super::storages(l).await?;
@@ -36,21 +59,12 @@ pub(super) async fn cmd_restore(
                 f => f.to_string(),
             };
             let shown = format!("{}:{}/{}/{file}", remote.name, remote.host(), stored.target);
-            let r = from_storage(
-                l,
-                &docker,
-                &identities,
-                &remote,
-                stored.target,
-                &file,
-                to,
-                database,
-            )
-            .await;
+            let r =
+                from_storage(l, &docker, &identities, &remote, stored.target, &file, into).await;
             r.map(|r| (shown, r))
         }
         None => {
-            let req = request(l, artifact, to, database, identities);
+            let req = request(l, artifact, into, identities);
             restore::restore(&docker, &l.checked.registry, &req)
                 .await
                 .map(|r| (artifact.display().to_string(), r))
@@ -59,10 +73,13 @@ pub(super) async fn cmd_restore(
     };
     match result {
         Ok((shown, r)) => {
+            let into = match to {
+                Destination::Container(_) => format!("database {} of {to}", r.database),
+                Destination::Volume { .. } => format!("{to} (archive of {})", r.database),
+            };
             println!(
-                "restored {shown} ({}) into database {} of container {to} in {:.1}s",
+                "restored {shown} ({}) into {into} in {:.1}s",
                 human_bytes(r.raw_bytes),
-                r.database,
                 r.elapsed.as_secs_f64()
             );
             Ok(ExitCode::SUCCESS)
@@ -87,14 +104,14 @@ pub(super) fn identities(l: &Loaded, extra: Vec<PathBuf>) -> anyhow::Result<Iden
 fn request<'a>(
     l: &'a Loaded,
     artifact: &'a Path,
-    to: &'a str,
-    database: Option<&'a str>,
+    into: RestoreTo<'a>,
     identities: Arc<Identities>,
 ) -> restore::Request<'a> {
     restore::Request {
         artifact,
-        container: to,
-        database,
+        into: into.to,
+        database: into.database,
+        jobs: into.jobs,
         helper_image: l.config.helper_image.as_deref(),
         identities,
         rows: None,
@@ -112,8 +129,7 @@ pub(super) async fn from_storage(
     remote: &Remote,
     target: &str,
     file: &str,
-    to: &str,
-    database: Option<&str>,
+    into: RestoreTo<'_>,
 ) -> anyhow::Result<restore::Restored> {
     // A temp name: the start-up clean-up removes it if this process dies.
     let dir = l
@@ -124,7 +140,7 @@ pub(super) async fn from_storage(
     tracing::info!(storage = %remote.name, host = remote.host(), target, file, "downloading the artifact to restore");
     let result = async {
         let path = remote.download(target, file, &dir).await?;
-        let req = request(l, &path, to, database, identities.clone());
+        let req = request(l, &path, into, identities.clone());
         Ok(restore::restore(docker, &l.checked.registry, &req).await?)
     }
     .await;

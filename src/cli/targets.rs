@@ -5,7 +5,7 @@ use std::sync::Arc;
 
 use chrono::Utc;
 
-use super::{Loaded, exit, lock_backup_dir, print, shutdown_signal};
+use super::{Loaded, exit, lock_and_recover, print, shutdown_signal};
 use crate::daemon::alerts::{Event, Notifier};
 use crate::daemon::metrics::Metrics;
 use crate::plan::Entry;
@@ -57,7 +57,7 @@ pub(super) async fn cmd_plan(l: &Loaded) -> anyhow::Result<ExitCode> {
 
 pub(super) async fn cmd_backup(l: &Loaded, wanted: &[String]) -> anyhow::Result<ExitCode> {
     let ctx = app::context(&l.config, &l.checked).await?;
-    let _lock = lock_backup_dir(&l.config)?;
+    let _lock = lock_and_recover(&l.config, &ctx.docker).await?;
     let entries = ctx.discover_and_plan().await?;
     let selection = job::select(&entries, wanted);
     let mut failed = false;
@@ -79,7 +79,16 @@ pub(super) async fn cmd_backup(l: &Loaded, wanted: &[String]) -> anyhow::Result<
         );
     }
     let notifier = Notifier::new(l.checked.channels.clone(), Metrics::new());
-    let runs = job::run_all(&ctx, &selection.targets).await;
+    // SIGTERM or SIGINT cancels the runs: their temp files are removed and stopped
+    // containers started again before the process exits.
+    let runs = tokio::select! {
+        runs = job::run_all(&ctx, &selection.targets) => runs,
+        () = shutdown_signal() => {
+            tracing::error!("stopping: the running backups were cancelled and leave no artifact");
+            crate::docker::pending::settle().await;
+            return Ok(exit(true));
+        }
+    };
     for (target, run) in selection.targets.iter().zip(runs) {
         for r in &run.backups {
             match r {
@@ -99,10 +108,13 @@ pub(super) async fn cmd_backup(l: &Loaded, wanted: &[String]) -> anyhow::Result<
 
 pub(super) async fn cmd_run(l: &Loaded) -> anyhow::Result<ExitCode> {
     let ctx = app::context(&l.config, &l.checked).await?;
-    let _lock = lock_backup_dir(&l.config)?;
+    let _lock = lock_and_recover(&l.config, &ctx.docker).await?;
     let settings = app::daemon_settings(&l.config, &l.checked);
     let drills = app::drill_context(&l.config, &ctx)?;
-    daemon::run(Arc::new(ctx), drills, settings, shutdown_signal()).await?;
+    let result = daemon::run(Arc::new(ctx), drills, settings, shutdown_signal()).await;
+    // Runs aborted at the shutdown grace start their stopped containers on their own tasks.
+    crate::docker::pending::settle().await;
+    result?;
     Ok(ExitCode::SUCCESS)
 }
 

@@ -241,7 +241,7 @@ impl Config {
             .merge(Toml::file(&file))
             .merge(
                 Env::prefixed("STOWAGE_")
-                    .ignore(&["config", "log", "test_crash_at"])
+                    .ignore(&["config", "log", "log_format", "test_crash_at"])
                     .filter(|k| secret_file_key(k.as_str()).is_none())
                     .split("__"),
             );

@@ -49,11 +49,15 @@ fn rejects_bad_values() {
         assert!(err.contains("schedule"), "{err}");
         Ok(())
     });
-    let err = Config::load(Some(Path::new("/nonexistent/stowage.toml"))).unwrap_err();
-    assert!(matches!(err, ConfigError::Missing(_)));
-    let err = Config::load(Some(Path::new("/tmp"))).unwrap_err();
-    assert!(matches!(err, ConfigError::NotAFile { .. }), "{err}");
-    Config::load(Some(Path::new("/dev/null"))).expect("an empty config is fine");
+    // Inside a jail too: loading reads the environment, which other tests' jails change.
+    figment::Jail::expect_with(|_| {
+        let err = Config::load(Some(Path::new("/nonexistent/stowage.toml"))).unwrap_err();
+        assert!(matches!(err, ConfigError::Missing(_)));
+        let err = Config::load(Some(Path::new("/tmp"))).unwrap_err();
+        assert!(matches!(err, ConfigError::NotAFile { .. }), "{err}");
+        Config::load(Some(Path::new("/dev/null"))).expect("an empty config is fine");
+        Ok(())
+    });
 }
 
 /// The keys of the problems `check` finds in the environment's config, and the error text.

@@ -18,6 +18,7 @@ pub const REASONS: &[&str] = &[
     "credentials",
     "helper",
     "hook",
+    "stop",
     "dump_failed",
     "dump_error",
     "incomplete",
@@ -73,6 +74,8 @@ pub struct Metrics {
     pub drill_duration: GaugeVec,
     /// Backups much smaller than the previous one, by target.
     pub shrinks: IntCounterVec,
+    /// How long the target's containers were stopped during its last backup (stowage.stop).
+    pub stopped_seconds: GaugeVec,
     /// Lease claims before scheduled runs, by target and result (`won`, `takeover`,
     /// `skipped`, `error`).
     pub leases: IntCounterVec,
@@ -234,6 +237,11 @@ impl Metrics {
                 "Backups much smaller than the previous one of their database (drill.shrink_alert), by target.",
                 &["target"],
             ),
+            stopped_seconds: gauge(
+                "stowage_stopped_seconds",
+                "How long the containers of the target were stopped during its last backup (stowage.stop): the longest of them, from the stop request to the start.",
+                &["target"],
+            ),
             leases: counter(
                 "stowage_lease_total",
                 "Lease claims before scheduled runs (coordination.storage), by target and result: won, takeover (an expired holder's run taken over), skipped (another daemon runs it), error (the storage did not answer; the run went ahead).",
@@ -284,6 +292,7 @@ impl Metrics {
             &self.drill_last_success,
             &self.drill_last_result,
             &self.drill_duration,
+            &self.stopped_seconds,
         ] {
             let _ = g.remove_label_values(&[target]);
         }

@@ -131,6 +131,9 @@ impl Ctx {
                 for event in ctx.status.finished(&target.name, run.as_ref(), Utc::now()) {
                     ctx.notifier.send(event);
                 }
+                if let Some(longest) = run.iter().flat_map(|r| &r.downtime).map(|d| d.down).max() {
+                    ctx.status.metrics.stopped_seconds.with_label_values(&[&target.name]).set(longest.as_secs_f64());
+                }
                 for shrink in run.iter().flat_map(|r| &r.shrinks) {
                     ctx.status.metrics.shrinks.with_label_values(&[&target.name]).inc();
                     ctx.notifier.send(alerts::Event::shrink(&target, shrink, ctx.job.instance.clone()));

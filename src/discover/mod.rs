@@ -73,6 +73,19 @@ pub struct ContainerInfo {
     pub labels: BTreeMap<String, String>,
     /// Environment (image's and container's).
     pub env: Env,
+    /// Its volumes and bind mounts.
+    pub mounts: Vec<Mount>,
+}
+
+/// One of a container's mounts.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Mount {
+    /// `volume`, `bind`, `tmpfs`, …
+    pub kind: String,
+    /// The volume's name (empty for a bind mount).
+    pub name: String,
+    /// Where it is mounted in the container.
+    pub destination: String,
 }
 
 impl fmt::Debug for ContainerInfo {
@@ -84,6 +97,7 @@ impl fmt::Debug for ContainerInfo {
             .field("state", &self.state)
             .field("labels", &self.labels.keys().collect::<Vec<_>>())
             .field("env", &self.env)
+            .field("mounts", &self.mounts)
             .finish()
     }
 }
@@ -106,6 +120,16 @@ impl ContainerInfo {
                 .unwrap_or_else(|| "unknown".into()),
             labels: config.labels.unwrap_or_default().into_iter().collect(),
             env: Env::from_list(&config.env.unwrap_or_default()),
+            mounts: c
+                .mounts
+                .unwrap_or_default()
+                .into_iter()
+                .map(|m| Mount {
+                    kind: m.typ.map(|t| t.to_string()).unwrap_or_default(),
+                    name: m.name.unwrap_or_default(),
+                    destination: m.destination.unwrap_or_default(),
+                })
+                .collect(),
             id: c.id.unwrap_or(id),
         }
     }
@@ -132,6 +156,7 @@ impl ContainerInfo {
             state: "running".into(),
             labels: Default::default(),
             env: Env::from_list(&env.iter().map(|s| s.to_string()).collect::<Vec<_>>()),
+            mounts: Vec::new(),
         }
     }
 }

@@ -270,14 +270,38 @@ impl TailWindow {
         }
     }
 
-    /// Whether `needle` occurs within the last `window` bytes.
-    pub fn contains(&self, needle: &[u8]) -> bool {
+    /// The last `n` bytes (fewer if fewer were pushed).
+    pub fn last(&self, n: usize) -> Vec<u8> {
         let mut tail: Vec<u8> = Vec::with_capacity(self.len);
         for c in &self.chunks {
             tail.extend_from_slice(c);
         }
-        let tail = &tail[tail.len().saturating_sub(self.window)..];
+        tail.split_off(tail.len().saturating_sub(n))
+    }
+
+    /// Whether `needle` occurs within the last `window` bytes.
+    pub fn contains(&self, needle: &[u8]) -> bool {
+        let tail = self.last(self.window);
         !needle.is_empty() && tail.windows(needle.len()).any(|w| w == needle)
+    }
+}
+
+/// Removes a file inside a container (`rm -f -- PATH` as `user`); `Err` says why it could not.
+pub async fn remove_file(
+    docker: &Docker,
+    container: &str,
+    path: &str,
+    user: Option<String>,
+) -> Result<(), String> {
+    let rm = ExecRequest {
+        argv: ["rm", "-f", "--", path].map(String::from).to_vec(),
+        user,
+        ..Default::default()
+    };
+    match capture(docker, container, &rm, 4096).await {
+        Ok((_, status)) if status.success() => Ok(()),
+        Ok((_, status)) => Err(last_lines(&status.stderr, 2)),
+        Err(e) => Err(e.to_string()),
     }
 }
 

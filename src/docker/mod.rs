@@ -7,6 +7,7 @@
 //! module only connects; what is done over the connection lives in [`exec`] and [`crate::discover`].
 
 pub mod exec;
+pub mod pending;
 
 use std::path::PathBuf;
 

@@ -113,11 +113,12 @@ pub(super) async fn steps(
     let values = values?;
     let req = restore::Request {
         artifact: path,
-        container: &c.id,
+        into: restore::Destination::Container(&c.id),
         database: Some(&database),
         helper_image: ctx.helper_image.as_deref(),
         identities: ctx.identities.clone(),
         rows: drill.spec.count,
+        jobs: None,
         verified: true,
     };
     let restored = restore::restore(&ctx.docker, &ctx.registry, &req)

@@ -15,6 +15,7 @@ pub mod resolve;
 pub mod site;
 pub mod spec;
 pub mod template;
+pub mod trailer;
 pub mod vars;
 
 use std::path::{Path, PathBuf};
@@ -29,9 +30,16 @@ use crate::discover::ContainerInfo;
 /// The built-in specs: (file name, text).
 const BUILTIN: &[(&str, &str)] = &[
     ("postgres", include_str!("../../engines/postgres.toml")),
+    (
+        "postgres-custom",
+        include_str!("../../engines/postgres-custom.toml"),
+    ),
     ("mysql", include_str!("../../engines/mysql.toml")),
     ("sqlite", include_str!("../../engines/sqlite.toml")),
     ("mongodb", include_str!("../../engines/mongodb.toml")),
+    ("redis", include_str!("../../engines/redis.toml")),
+    ("etcd", include_str!("../../engines/etcd.toml")),
+    ("files", include_str!("../../engines/files.toml")),
 ];
 
 /// Other names users write for built-in engines.
@@ -40,6 +48,7 @@ const ALIASES: &[(&str, &str)] = &[
     ("mariadb", "mysql"),
     ("mongo", "mongodb"),
     ("sqlite3", "sqlite"),
+    ("valkey", "redis"),
 ];
 
 /// The engines stowage knows.
@@ -158,10 +167,14 @@ mod tests {
         let dir = std::env::temp_dir().join(format!("stowage-engines-{}", std::process::id()));
         let _ = std::fs::remove_dir_all(&dir);
         std::fs::create_dir_all(&dir).unwrap();
-        std::fs::copy("engines/examples/postgres-custom.toml", dir.join("a.toml")).unwrap();
+        std::fs::copy(
+            "engines/examples/pg-custom-example.toml",
+            dir.join("a.toml"),
+        )
+        .unwrap();
         std::fs::write(dir.join("README.txt"), "not a spec").unwrap();
         let r = Registry::with_dir(Some(&dir)).unwrap();
-        let custom = r.get("postgres-custom").expect("the example loads");
+        let custom = r.get("pg-custom-example").expect("the example loads");
         assert!(custom.origin.ends_with("a.toml"));
         assert!(custom.restore.is_some());
         assert!(r.get("postgres").unwrap().origin.starts_with("built-in"));

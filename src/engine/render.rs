@@ -39,6 +39,14 @@ pub struct Invocation {
 }
 
 impl Engine {
+    /// The spec of the dump `dump_invocation(all, …)` renders.
+    pub fn dump_spec(&self, all: bool) -> &spec::Dump {
+        match (all, &self.spec.dump_all) {
+            (true, Some(s)) => s,
+            _ => &self.spec.dump,
+        }
+    }
+
     /// Renders the dump command: `database` is `None` for `dump_all` (when the spec has one).
     /// `values` holds every present variable's value; absent optional ones drop their env
     /// entries.
@@ -105,7 +113,8 @@ impl Engine {
         compiled: &spec::Compiled,
         values: &BTreeMap<String, String>,
     ) -> Result<Rendered, RenderError> {
-        let optional = |v: &str| self.spec.vars.get(v).is_some_and(|s| s.optional);
+        let optional =
+            |v: &str| v == spec::JOBS_VAR || self.spec.vars.get(v).is_some_and(|s| s.optional);
         let mut argv = Vec::new();
         for t in &compiled.argv {
             match t.render(values) {

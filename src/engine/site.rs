@@ -10,6 +10,11 @@
 //! its shared-memory WAL index work across them exactly as between two processes of one
 //! container (ARCHITECTURE.md, "SQLite").
 //!
+//! An engine whose `[helper]` names no program always runs in the helper, and with
+//! `read_only` the helper mounts the target's volumes read-only (`--volumes-from ID:ro`): the
+//! files engine archives volumes that way, so a backup can never change them. A restore into
+//! a Docker volume uses a helper too ([`Site::for_volume`]), with just that volume mounted.
+//!
 //! The helper is removed when the backup or restore ends. If stowage dies first, Docker
 //! removes it when its `sleep` ends ([`HELPER_LIFETIME`]): it is created with auto-remove.
 
@@ -32,19 +37,19 @@ use crate::docker::exec::{self, ExecError, ExecRequest};
 pub enum SiteError {
     /// No image to start a helper from.
     #[error(
-        "the container has no {program} and stowage does not run in a container whose image it could use as a helper; set helper_image (STOWAGE_HELPER_IMAGE) to stowage's image"
+        "{why}, and stowage does not run in a container whose image it could use as a helper; set helper_image (STOWAGE_HELPER_IMAGE) to stowage's image"
     )]
     NoImage {
-        /// The program the target lacks.
-        program: String,
+        /// Why a helper is needed (the program the target lacks).
+        why: String,
     },
     /// The helper could not be created.
     #[error(
-        "the container has no {program}, and the helper container from image {image} could not be created. Check helper_image"
+        "{why}, and the helper container from image {image} could not be created. Check helper_image"
     )]
     Create {
-        /// The program the target lacks.
-        program: String,
+        /// Why a helper is needed (the program the target lacks).
+        why: String,
         /// The helper image.
         image: String,
         /// Why.
@@ -106,8 +111,32 @@ pub const HELPER_LABEL: &str = crate::discover::OWN_CONTAINER_LABELS[1];
 pub struct Site {
     /// The container the execs go to.
     pub container_id: String,
-    /// The helper, if commands run in one: its ID and whether to run as the file's owner.
-    helper: Option<String>,
+    /// The helper, if commands run in one, and the connection to remove it with.
+    helper: Option<(String, Docker)>,
+}
+
+impl Drop for Site {
+    /// A run aborted with its helper still there (a timeout, SIGTERM): remove it on a task of
+    /// its own, which [`crate::docker::pending::settle`] waits for.
+    fn drop(&mut self) {
+        if let Some((id, docker)) = self.helper.take() {
+            crate::docker::pending::spawn(async move { remove_helper(&docker, &id).await });
+        }
+    }
+}
+
+/// Removes a helper container, with its anonymous volumes: stowage's image declares
+/// `VOLUME /backups`, and each helper would otherwise leave an empty volume behind. Failures
+/// are logged: Docker removes it when its lifetime ends anyway.
+async fn remove_helper(docker: &Docker, id: &str) {
+    let opts = RemoveContainerOptions {
+        force: true,
+        v: true,
+        ..Default::default()
+    };
+    if let Err(e) = docker.remove_container(id, Some(opts)).await {
+        tracing::warn!(helper = %id, "could not remove the helper container: {e}; Docker removes it within a day");
+    }
 }
 
 impl Site {
@@ -136,35 +165,109 @@ impl Site {
         let Some(spec) = &engine.spec.helper else {
             return Ok(Self::direct(&target.id));
         };
-        let probe = ExecRequest {
-            argv: vec![spec.when_missing.clone(), "--version".into()],
+        // Why the helper is needed, for messages.
+        let why = match &spec.when_missing {
+            Some(program) => {
+                let probe = ExecRequest {
+                    argv: vec![program.clone(), "--version".into()],
+                    ..Default::default()
+                };
+                if let Ok((_, status)) = exec::capture(docker, &target.id, &probe, 4096).await
+                    && status.success()
+                {
+                    return Ok(Self::direct(&target.id));
+                }
+                format!("the container has no {program}")
+            }
+            None => format!(
+                "engine {} runs its commands in a helper container",
+                engine.name()
+            ),
+        };
+        let volumes_from = if spec.read_only {
+            format!("{}:ro", target.id)
+        } else {
+            target.id.clone()
+        };
+        let host = HostConfig {
+            volumes_from: Some(vec![volumes_from]),
             ..Default::default()
         };
-        if let Ok((_, status)) = exec::capture(docker, &target.id, &probe, 4096).await
-            && status.success()
-        {
-            return Ok(Self::direct(&target.id));
-        }
+        let site = Self::start(docker, image, &why, &target.name, host).await?;
+        let access = if spec.read_only {
+            "read-only"
+        } else {
+            "read-write"
+        };
+        tracing::info!(container = %target.name, helper = %&site.container_id[..12], "{why}: its commands run in a helper container with its volumes mounted {access}");
+        Ok(site)
+    }
+
+    /// A helper with `target`'s volumes mounted read-write (the container may be stopped),
+    /// for replacing a file on them.
+    pub async fn with_volumes_of(
+        docker: &Docker,
+        target: &ContainerInfo,
+        image: Option<&str>,
+    ) -> Result<Self, SiteError> {
+        let why = format!(
+            "replacing a file of container {} needs a helper container",
+            target.name
+        );
+        let host = HostConfig {
+            volumes_from: Some(vec![target.id.clone()]),
+            ..Default::default()
+        };
+        Self::start(docker, image, &why, &target.name, host).await
+    }
+
+    /// A helper with the Docker volume `volume` mounted read-write at `at` (Docker creates the
+    /// volume if it does not exist), for restoring into it.
+    pub async fn for_volume(
+        docker: &Docker,
+        volume: &str,
+        at: &str,
+        image: Option<&str>,
+    ) -> Result<Self, SiteError> {
+        let why = format!("restoring into volume {volume} needs a helper container");
+        let host = HostConfig {
+            mounts: Some(vec![bollard::models::Mount {
+                typ: Some(bollard::models::MountType::VOLUME),
+                source: Some(volume.to_string()),
+                target: Some(at.to_string()),
+                ..Default::default()
+            }]),
+            ..Default::default()
+        };
+        Self::start(docker, image, &why, &format!("volume {volume}"), host).await
+    }
+
+    /// Creates and starts a helper container: `image` (else stowage's own), labelled as a
+    /// helper for `of`, no network, auto-removed, with `host`'s mounts; its only process a
+    /// bounded `sleep`. `why` explains errors.
+    async fn start(
+        docker: &Docker,
+        image: Option<&str>,
+        why: &str,
+        of: &str,
+        host: HostConfig,
+    ) -> Result<Self, SiteError> {
         let image = match image {
             Some(i) => i.to_string(),
-            None => own_image(docker).await.ok_or_else(|| SiteError::NoImage {
-                program: spec.when_missing.clone(),
-            })?,
+            None => own_image(docker)
+                .await
+                .ok_or_else(|| SiteError::NoImage { why: why.into() })?,
         };
         let body = ContainerCreateBody {
             image: Some(image.clone()),
             entrypoint: Some(vec!["sleep".into()]),
             cmd: Some(vec![HELPER_LIFETIME.into()]),
-            labels: Some(HashMap::from([(
-                HELPER_LABEL.to_string(),
-                target.name.clone(),
-            )])),
+            labels: Some(HashMap::from([(HELPER_LABEL.to_string(), of.to_string())])),
             network_disabled: Some(true),
             host_config: Some(HostConfig {
-                volumes_from: Some(vec![target.id.clone()]),
                 network_mode: Some("none".into()),
                 auto_remove: Some(true),
-                ..Default::default()
+                ..host
             }),
             ..Default::default()
         };
@@ -172,19 +275,19 @@ impl Site {
             .create_container(None::<CreateContainerOptions>, body)
             .await
             .map_err(|source| SiteError::Create {
-                program: spec.when_missing.clone(),
+                why: why.into(),
                 image: image.clone(),
                 source,
             })?;
         let site = Self {
             container_id: created.id.clone(),
-            helper: Some(created.id.clone()),
+            helper: Some((created.id.clone(), docker.clone())),
         };
         if let Err(source) = docker.start_container(&created.id, None).await {
             site.remove(docker).await;
             return Err(SiteError::Start { image, source });
         }
-        tracing::info!(container = %target.name, helper = %&created.id[..12], image, "the container has no {}; its commands run in a helper container with its volumes", spec.when_missing);
+        tracing::debug!(helper = %created.id, image, "helper container started");
         Ok(site)
     }
 
@@ -232,15 +335,9 @@ impl Site {
 
     /// Removes the helper, if any. Failures are logged: Docker removes it when its lifetime
     /// ends anyway.
-    pub async fn remove(self, docker: &Docker) {
-        if let Some(id) = self.helper {
-            let opts = RemoveContainerOptions {
-                force: true,
-                ..Default::default()
-            };
-            if let Err(e) = docker.remove_container(&id, Some(opts)).await {
-                tracing::warn!(helper = %id, "could not remove the helper container: {e}; Docker removes it within a day");
-            }
+    pub async fn remove(mut self, docker: &Docker) {
+        if let Some((id, _)) = self.helper.take() {
+            remove_helper(docker, &id).await;
         }
     }
 }
@@ -254,4 +351,13 @@ pub async fn own_image(docker: &Docker) -> Option<String> {
         .await
         .ok()?;
     own.image
+}
+
+/// A temp path inside a container, for a `to_file` dump or a `from_file` restore.
+pub fn temp_path(extension: &str) -> String {
+    let nanos = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.subsec_nanos())
+        .unwrap_or_default();
+    format!("/tmp/stowage-{}-{nanos:x}.{extension}", std::process::id())
 }

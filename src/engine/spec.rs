@@ -14,6 +14,12 @@ use super::compile::Compiler;
 pub use super::compile::SpecError;
 use super::template::Template;
 
+/// The variable that holds a `to_file` dump's or a `from_file` restore's temp path.
+pub const FILE_VAR: &str = "file";
+
+/// The variable `stowage restore --jobs N` sets (optional: entries using it are left out).
+pub const JOBS_VAR: &str = "jobs";
+
 /// One engine, as written in its spec file.
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -54,25 +60,15 @@ pub struct EngineSpec {
 #[serde(deny_unknown_fields)]
 pub struct Helper {
     /// The program whose absence from the target (probed with `NAME --version`) calls for
-    /// the helper.
-    pub when_missing: String,
+    /// the helper; without it, commands always run in the helper.
+    pub when_missing: Option<String>,
+    /// The helper mounts the target's volumes read-only (`--volumes-from ID:ro`), so nothing
+    /// it runs can change them.
+    #[serde(default)]
+    pub read_only: bool,
     /// In the helper, commands run as the owner (uid:gid) of this path, or of its directory
     /// when it does not exist yet, so that files the tool creates belong to the application.
     pub run_as_owner_of: Option<String>,
-}
-
-/// A restore command: it reads the raw dump on its stdin.
-#[derive(Debug, Clone, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct Restore {
-    /// Program and arguments; `{var}` templates allowed (never secret ones).
-    pub argv: Vec<String>,
-    /// Environment for the exec; entries whose optional variable is absent are dropped.
-    #[serde(default)]
-    pub env: BTreeMap<String, String>,
-    /// A line written to the command's stdin before the dump (for tools that read a password
-    /// there); may hold secrets. Dropped when one of its optional variables is absent.
-    pub stdin: Option<String>,
 }
 
 /// Detection rules: any match is enough.
@@ -162,6 +158,18 @@ pub struct Dump {
     /// Text that, seen on stderr, fails the dump even with exit code 0.
     #[serde(default)]
     pub error_patterns: Vec<String>,
+    /// Exit codes other than 0 after which the output is still complete, the tool having
+    /// warned (GNU tar's 1: a file changed while it was read). The backup succeeds and its
+    /// stderr is logged as a warning.
+    #[serde(default)]
+    pub warn_exit_codes: Vec<i64>,
+    /// The binary end a complete stream has, for formats without a text marker.
+    pub trailer: Option<super::trailer::Trailer>,
+    /// The tool writes the dump to a file, `{file}` (a temp path stowage picks inside the
+    /// container), not to stdout: once it exits, stowage streams the file out with `cat` and
+    /// removes it with `rm`, on every path.
+    #[serde(default)]
+    pub to_file: bool,
     /// A line written to the command's stdin, which is then closed (for tools that read a
     /// password there); may hold secrets. Dropped when one of its optional variables is
     /// absent.
@@ -182,6 +190,9 @@ pub struct Engine {
     pub(crate) dump: Compiled,
     pub(crate) dump_all: Option<Compiled>,
     pub(crate) restore: Option<Compiled>,
+    /// `[restore.replace]`: the asking command and the path template.
+    pub(crate) restore_ask: Option<Compiled>,
+    pub(crate) restore_path: Option<Template>,
     pub(crate) version: Option<Vec<Template>>,
     pub(crate) helper_owner_of: Option<Template>,
     /// `[drill]`, compiled.
@@ -247,17 +258,44 @@ impl Engine {
                 return Err(err(&format!("accounts[{i}]"), "is empty".into()));
             }
         }
-        let declared = spec
+        for reserved in [FILE_VAR, JOBS_VAR] {
+            if spec.vars.contains_key(reserved) {
+                return Err(err(
+                    &format!("vars.{reserved}"),
+                    format!("is reserved: stowage sets {{{reserved}}} itself"),
+                ));
+            }
+        }
+        let mut declared: BTreeMap<String, bool> = spec
             .vars
             .iter()
             .map(|(name, v)| (name.clone(), v.secret))
             .collect();
+        declared.insert(FILE_VAR.into(), false);
+        declared.insert(JOBS_VAR.into(), false);
         let c = Compiler {
             vars: &declared,
             origin,
         };
         let compile_dump = |field: &str, d: &Dump| -> Result<Compiled, SpecError> {
             let compiled = c.command(field, &d.argv, &d.env, &d.stdin)?;
+            let uses_file = compiled
+                .argv
+                .iter()
+                .any(|t| t.vars().any(|v| v == FILE_VAR));
+            if uses_file != d.to_file {
+                return Err(err(
+                    &format!("{field}.argv"),
+                    "{file} belongs in the argv of a dump with to_file = true, and only there"
+                        .into(),
+                ));
+            }
+            if d.warn_exit_codes.contains(&0) {
+                return Err(err(
+                    &format!("{field}.warn_exit_codes"),
+                    "0 is success already; list only the codes that mean a warning".into(),
+                ));
+            }
             if let Some(m) = &d.complete_marker
                 && (m.is_empty() || m.len() > d.marker_window)
             {
@@ -274,11 +312,40 @@ impl Engine {
             .as_ref()
             .map(|d| compile_dump("dump_all", d))
             .transpose()?;
-        let restore = spec
-            .restore
-            .as_ref()
-            .map(|r| c.command("restore", &r.argv, &r.env, &r.stdin))
-            .transpose()?;
+        let (mut restore, mut restore_ask, mut restore_path) = (None, None, None);
+        match spec.restore.as_ref().map(|r| (r, &r.replace)) {
+            Some((r, None)) => {
+                let compiled = c.command("restore", &r.argv, &r.env, &r.stdin)?;
+                let uses_file = compiled
+                    .argv
+                    .iter()
+                    .any(|t| t.vars().any(|v| v == FILE_VAR));
+                if uses_file != r.from_file {
+                    return Err(err(
+                        "restore.argv",
+                        "{file} belongs in the argv of a restore with from_file = true, and only there".into(),
+                    ));
+                }
+                restore = Some(compiled);
+            }
+            Some((r, Some(replace))) => {
+                if !r.argv.is_empty() || r.stdin.is_some() {
+                    return Err(err(
+                        "restore.replace",
+                        "a replacing restore has no argv or stdin of its own".into(),
+                    ));
+                }
+                restore_ask = replace
+                    .ask
+                    .as_ref()
+                    .map(|a| c.command("restore.replace.ask", &a.argv, &a.env, &None))
+                    .transpose()?;
+                let path = Template::parse(&replace.path)
+                    .map_err(|r| err("restore.replace.path", r.to_string()))?;
+                restore_path = Some(path);
+            }
+            None => {}
+        }
         let version = spec
             .version
             .as_ref()
@@ -286,7 +353,9 @@ impl Engine {
             .transpose()?;
         let helper_owner_of = match &spec.helper {
             Some(h) => {
-                if h.when_missing.is_empty() || h.when_missing.starts_with('-') {
+                if let Some(p) = &h.when_missing
+                    && (p.is_empty() || p.starts_with('-'))
+                {
                     return Err(err("helper.when_missing", "must name a program".into()));
                 }
                 h.run_as_owner_of
@@ -308,6 +377,8 @@ impl Engine {
             dump,
             dump_all,
             restore,
+            restore_ask,
+            restore_path,
             version,
             helper_owner_of,
         })
@@ -327,50 +398,8 @@ impl Engine {
     }
 }
 
+mod restore;
 #[cfg(test)]
-mod tests {
-    use super::*;
+mod tests;
 
-    const MINIMAL: &str = r#"
-name = "x"
-description = "d"
-extension = "sql"
-[vars.password]
-from = ["env:P"]
-secret = true
-[dump]
-argv = ["dump"]
-"#;
-
-    #[test]
-    fn builtin_postgres_is_valid() {
-        let e = Engine::from_toml("postgres", include_str!("../../engines/postgres.toml")).unwrap();
-        assert!(e.dumps_one_database());
-        assert!(e.dump_all.is_some());
-        assert!(e.restore.is_some());
-    }
-
-    #[test]
-    fn secrets_never_in_argv() {
-        let text = MINIMAL.replace("argv = [\"dump\"]", "argv = [\"dump\", \"-p{password}\"]");
-        let e = Engine::from_toml("x.toml", &text).unwrap_err().to_string();
-        assert!(
-            e.contains("x.toml") && e.contains("dump.argv") && e.contains("secret"),
-            "{e}"
-        );
-    }
-
-    #[test]
-    fn errors_name_file_and_field() {
-        let e = Engine::from_toml("my.toml", &format!("{MINIMAL}\nbogus = 1\n")).unwrap_err();
-        assert!(
-            e.to_string().contains("my.toml") && e.to_string().contains("bogus"),
-            "{e}"
-        );
-        let e = Engine::from_toml("my.toml", &MINIMAL.replace("[\"dump\"]", "[\"{nope}\"]"))
-            .unwrap_err();
-        assert_eq!(e.field, "dump.argv");
-        let e = Engine::from_toml("my.toml", &MINIMAL.replace("env:P", "nv:P")).unwrap_err();
-        assert!(e.reason.contains("env:NAME"), "{e}");
-    }
-}
+pub use restore::{AskCommand, Replace, Restore};

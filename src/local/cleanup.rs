@@ -23,25 +23,57 @@ pub struct DirLock {
 /// (the manifest is the commit record), and manifests whose artifact a deletion had already
 /// removed. Returns the lock and how many files were removed.
 pub fn open_backup_dir(backup_dir: &Path) -> io::Result<(DirLock, usize)> {
+    match open(backup_dir)? {
+        Opened::Alone(lock, removed) => Ok((lock.share()?, removed)),
+        Opened::Shared(lock) => Ok((lock, 0)),
+    }
+}
+
+/// The backup directory, locked.
+#[derive(Debug)]
+pub enum Opened {
+    /// No other stowage process uses it: locked exclusively, crash leftovers removed (how
+    /// many). Other processes wait until [`ExclusiveLock::share`].
+    Alone(ExclusiveLock, usize),
+    /// Another stowage process uses it: shared, nothing cleaned.
+    Shared(DirLock),
+}
+
+/// The backup directory locked exclusively: no other stowage process runs against it.
+#[derive(Debug)]
+pub struct ExclusiveLock {
+    file: fs::File,
+}
+
+impl ExclusiveLock {
+    /// Turns the lock into the shared one the process holds while it runs.
+    pub fn share(self) -> io::Result<DirLock> {
+        self.file.lock_shared()?;
+        Ok(DirLock { _file: self.file })
+    }
+}
+
+/// Locks the backup directory (creating it): exclusively, after removing crash leftovers,
+/// when no other stowage process uses it; else shared.
+pub fn open(backup_dir: &Path) -> io::Result<Opened> {
     fs::create_dir_all(backup_dir)?;
     let file = OpenOptions::new()
         .create(true)
         .truncate(false)
         .write(true)
         .open(backup_dir.join(LOCK_FILE))?;
-    let mut removed = 0;
     match file.try_lock() {
         Ok(()) => {
-            removed = remove_temp_files(backup_dir)? + remove_uncommitted(backup_dir)?;
-            file.unlock()?;
+            let removed = remove_temp_files(backup_dir)? + remove_uncommitted(backup_dir)?;
+            Ok(Opened::Alone(ExclusiveLock { file }, removed))
         }
         Err(fs::TryLockError::WouldBlock) => {
             tracing::info!(dir = %backup_dir.display(), "another stowage process uses the backup directory; leaving temp files alone");
+            file.lock_shared()?;
+            Ok(Opened::Shared(DirLock { _file: file }))
         }
-        Err(fs::TryLockError::Error(e)) => return Err(e),
+        Err(fs::TryLockError::Error(e)) => Err(e),
     }
-    file.lock_shared()?;
-    Ok((DirLock { _file: file }, removed))
 }
 
 fn remove_temp_files(backup_dir: &Path) -> io::Result<usize> {

@@ -5,6 +5,9 @@
 //! out. A bad label on one container skips that container only. Nothing here touches Docker
 //! or the disk, so `stowage plan` can never change anything.
 
+mod decide;
+mod files;
+
 use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;
 use std::time::Duration;
@@ -17,6 +20,8 @@ use crate::engine::{Chosen, Engine, Registry, choose_vars};
 use crate::remote::config::Storages;
 use crate::retention::Policy;
 use crate::schedule::Schedule;
+use decide::{databases, storages, warnings};
+pub use files::FileSet;
 
 /// Which databases a target's backup covers.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -27,6 +32,8 @@ pub enum Databases {
     Named(Vec<String>),
     /// Everything, in one artifact (`stowage.database=all`, or an engine that always dumps all).
     All,
+    /// Directories, one tar artifact each (`stowage.volumes`, `stowage.paths`; engine `files`).
+    Files(Vec<FileSet>),
 }
 
 /// A container that will be backed up, and how.
@@ -57,6 +64,9 @@ pub struct Target {
     pub ping_url: Option<String>,
     /// Commands run in the container before and after its backup.
     pub hooks: Hooks,
+    /// Stop the container (and its stop group) while the files are archived (files targets
+    /// with `stowage.stop=true`).
+    pub stop: Option<StopGroup>,
     /// Things the user should fix that do not stop the backup.
     pub warnings: Vec<String>,
 }
@@ -82,6 +92,14 @@ impl Target {
     }
 }
 
+/// What a files target stops during its backup: the container, and every container labelled
+/// `stowage.stop_group` with the same value.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StopGroup {
+    /// `stowage.stop_group`.
+    pub group: Option<String>,
+}
+
 /// A labelled container that will not be backed up.
 #[derive(Debug, Clone)]
 pub struct Skip {
@@ -102,11 +120,13 @@ pub enum Entry {
     Skipped(Skip),
 }
 
-/// Plans every container. Order follows `containers`.
+/// Plans every container. Order follows `containers`; a container with both a database and
+/// `stowage.volumes`/`stowage.paths` gives two targets, the database's first.
 pub fn plan(containers: &[ContainerInfo], defaults: &Defaults) -> Vec<Entry> {
     let mut entries: Vec<Entry> = containers
         .iter()
-        .map(|c| match plan_one(c, defaults) {
+        .flat_map(|c| plan_container(c, defaults))
+        .map(|planned| match planned {
             Ok(t) => Entry::Target(Box::new(t)),
             Err(skip) => Entry::Skipped(skip),
         })
@@ -149,10 +169,90 @@ pub struct Defaults<'a> {
     pub storages: &'a Storages,
 }
 
-/// One container: its target, or why it is skipped.
+/// One container: its database target and its files target (each, or why it is skipped).
+fn plan_container(c: &ContainerInfo, defaults: &Defaults) -> Vec<Result<Target, Skip>> {
+    let skip = |reason: String| Skip {
+        container: c.name.clone(),
+        reason,
+        is_error: true,
+    };
+    let labels = match Labels::parse(&c.labels) {
+        Ok(l) if !l.enable => {
+            return vec![Err(Skip {
+                is_error: false,
+                ..skip("disabled (stowage.enable=false)".into())
+            })];
+        }
+        Ok(l) => l,
+        Err(e) => return vec![Err(skip(e.to_string()))],
+    };
+    let files_label = labels.volumes.is_some() || labels.paths.is_some();
+    let files_engine = labels.engine.as_deref() == Some(FILES_ENGINE);
+    if files_engine && !files_label {
+        return vec![Err(skip(
+            "stowage.engine=files: name what to archive with stowage.volumes or stowage.paths"
+                .into(),
+        ))];
+    }
+    // A container whose image is no database is a files target only.
+    let database = !files_engine
+        && (!files_label || labels.engine.is_some() || defaults.registry.detect(c).is_some());
+    let mut out = Vec::new();
+    if database {
+        out.push(plan_one(c, defaults, &labels, None));
+    }
+    if files_label {
+        let sets = match files::file_sets(&labels, &c.mounts) {
+            Ok(sets) => sets.unwrap_or_default(),
+            Err(reason) => return [out, vec![Err(skip(reason))]].concat(),
+        };
+        out.push(plan_one(c, defaults, &labels, Some((sets, database))));
+    }
+    out
+}
+
+/// The engine for `stowage.format`: the one named `<engine>-<format>`.
+fn with_format<'a>(
+    registry: &'a Registry,
+    engine: &Arc<Engine>,
+    format: &str,
+) -> Result<&'a Arc<Engine>, String> {
+    let prefix = format!("{}-", engine.name());
+    registry.get(&format!("{prefix}{format}")).ok_or_else(|| {
+        let formats: Vec<&str> = registry
+            .all()
+            .iter()
+            .filter_map(|e| e.name().strip_prefix(&prefix))
+            .collect();
+        format!(
+            "stowage.format={format}: engine {} has no such format ({})",
+            engine.name(),
+            if formats.is_empty() {
+                "it has only its default one".to_string()
+            } else {
+                format!("it has: {}", formats.join(", "))
+            }
+        )
+    })
+}
+
+/// The engine of `stowage.volumes` and `stowage.paths` targets (`engines/files.toml`).
+pub const FILES_ENGINE: &str = "files";
+
+/// What makes a files target: its directories, and whether the container also has a
+/// database target (then this one is named `<name>-files`).
+type FilesPart = (Vec<FileSet>, bool);
+
+/// One target of a container (its database, or with `files` its directories), or why it is
+/// skipped.
 // Long: the checks in the order a user sees their skip reasons; each decision that stands
 // alone is a function (databases, warnings, storages).
-fn plan_one(c: &ContainerInfo, defaults: &Defaults) -> Result<Target, Skip> {
+fn plan_one(
+    c: &ContainerInfo,
+    defaults: &Defaults,
+    labels: &Labels,
+    files: Option<FilesPart>,
+) -> Result<Target, Skip> {
     let registry = defaults.registry;
     let default_schedule = defaults.schedule;
     let skip = |reason: String, is_error: bool| Skip {
@@ -160,11 +260,11 @@ fn plan_one(c: &ContainerInfo, defaults: &Defaults) -> Result<Target, Skip> {
         reason,
         is_error,
     };
-    let labels = Labels::parse(&c.labels).map_err(|e| skip(e.to_string(), true))?;
-    if !labels.enable {
-        return Err(skip("disabled (stowage.enable=false)".into(), false));
-    }
-    let engine = match &labels.engine {
+    let engine_label = match &files {
+        Some(_) => Some(FILES_ENGINE.to_string()),
+        None => labels.engine.clone(),
+    };
+    let engine = match &engine_label {
         Some(name) => registry.get(name).ok_or_else(|| {
             let known: Vec<&str> = registry.all().iter().map(|e| e.name()).collect();
             skip(
@@ -185,12 +285,25 @@ fn plan_one(c: &ContainerInfo, defaults: &Defaults) -> Result<Target, Skip> {
             )
         })?,
     };
+    let engine = match (&labels.format, &files) {
+        (Some(format), None) => with_format(registry, engine, format).map_err(|r| skip(r, true))?,
+        _ => engine,
+    };
     let schedule = match &labels.schedule {
         Some(s) => Schedule::parse_in(s, default_schedule.zone())
             .map_err(|e| skip(format!("label stowage.schedule: {e}"), true))?,
         None => default_schedule.clone(),
     };
-    let vars = choose_vars(engine, &labels, c).map_err(|e| skip(e.to_string(), true))?;
+    // A files target's one variable is set per directory, never by the database's labels.
+    let files_labels;
+    let var_labels = match &files {
+        Some(_) => {
+            files_labels = Labels::default();
+            &files_labels
+        }
+        None => labels,
+    };
+    let vars = choose_vars(engine, var_labels, c).map_err(|e| skip(e.to_string(), true))?;
     // Values that will sit inside an argument must not read as options or connection strings.
     for (name, chosen) in &vars {
         let secret = engine.spec.vars.get(name).is_some_and(|v| v.secret);
@@ -203,8 +316,25 @@ fn plan_one(c: &ContainerInfo, defaults: &Defaults) -> Result<Target, Skip> {
             })?;
         }
     }
-    let databases = databases(engine, &labels, &vars).map_err(|r| skip(r, true))?;
-    let warnings = warnings(engine, &labels, &vars);
+    let beside_database = matches!(files, Some((_, true)));
+    let stop = (files.is_some() && labels.stop).then(|| StopGroup {
+        group: labels.stop_group.clone(),
+    });
+    let (databases, warnings) = match files {
+        // Beside a database target, which reports the labels' mistakes once.
+        Some((sets, true)) => (Databases::Files(sets), Vec::new()),
+        Some((sets, false)) => (Databases::Files(sets), warnings(engine, labels, &vars)),
+        None => {
+            let mut warnings = warnings(engine, labels, &vars);
+            if labels.stop && labels.volumes.is_none() && labels.paths.is_none() {
+                warnings.push("stowage.stop applies to volume backups (stowage.volumes, stowage.paths); a database is dumped while it runs".into());
+            }
+            (
+                databases(engine, labels, &vars).map_err(|r| skip(r, true))?,
+                warnings,
+            )
+        }
+    };
     // Checked last, so a stopped container's label mistakes are reported first.
     if !c.is_running()
         && let Some(service) = crate::discover::swarm::target_name(&c.labels)
@@ -226,10 +356,13 @@ fn plan_one(c: &ContainerInfo, defaults: &Defaults) -> Result<Target, Skip> {
             false,
         ));
     }
-    let name = labels.name.clone().unwrap_or_else(|| {
+    let mut name = labels.name.clone().unwrap_or_else(|| {
         let default = crate::discover::swarm::target_name(&c.labels);
         labels::file_safe(default.as_deref().unwrap_or(&c.name))
     });
+    if beside_database {
+        name.push_str("-files");
+    }
     let encrypt = match labels.encrypt {
         Some(true) if !defaults.encryption => {
             return Err(skip(
@@ -247,7 +380,7 @@ fn plan_one(c: &ContainerInfo, defaults: &Defaults) -> Result<Target, Skip> {
         })?,
         None => defaults.retention.clone(),
     };
-    let storages = storages(&labels, defaults.storages).map_err(|r| skip(r, true))?;
+    let storages = storages(labels, defaults.storages).map_err(|r| skip(r, true))?;
     let drill = match labels.drill.as_deref().map(str::trim) {
         _ if engine.drill.is_none() => None,
         Some("false") => None,
@@ -280,107 +413,8 @@ fn plan_one(c: &ContainerInfo, defaults: &Defaults) -> Result<Target, Skip> {
                 .hook_timeout
                 .map_or(DEFAULT_HOOK_TIMEOUT, Duration::from_secs),
         },
+        stop,
         warnings,
-    })
-}
-
-/// Which databases a target's backup covers, from its label and the engine; `Err` is the
-/// reason to skip the container.
-fn databases(
-    engine: &Engine,
-    labels: &Labels,
-    vars: &BTreeMap<String, Chosen>,
-) -> Result<Databases, String> {
-    let no_default_database = matches!(vars.get("database"), None | Some(Chosen::Absent));
-    Ok(match labels.database.as_deref() {
-        // No database named anywhere: everything, if the engine can.
-        None if engine.dumps_one_database() && no_default_database && engine.dump_all.is_some() => {
-            Databases::All
-        }
-        None if engine.dumps_one_database() => Databases::Default,
-        None => Databases::All,
-        Some("all") if engine.dump_all.is_some() || !engine.dumps_one_database() => Databases::All,
-        Some("all") => {
-            return Err(format!(
-                "stowage.database=all: engine {} cannot dump all databases at once; list them",
-                engine.name()
-            ));
-        }
-        Some(list) if engine.dumps_one_database() => {
-            Databases::Named(list.split(',').map(|d| d.trim().to_string()).collect())
-        }
-        Some(_) => {
-            return Err(format!(
-                "stowage.database: engine {} always dumps everything; remove the label",
-                engine.name()
-            ));
-        }
-    })
-}
-
-/// What the user should fix that does not stop the backup: unknown labels, secrets in
-/// labels, and the label parser's notes.
-fn warnings(engine: &Engine, labels: &Labels, vars: &BTreeMap<String, Chosen>) -> Vec<String> {
-    let mut warnings = labels.notes.clone();
-    for (key, given) in &labels.vars {
-        let base = key.strip_suffix("_file").unwrap_or(key);
-        let known = engine
-            .spec
-            .vars
-            .get(base)
-            .is_some_and(|v| key == base || v.secret);
-        if !known {
-            let names: std::collections::BTreeSet<&str> = labels::CORE_KEYS
-                .iter()
-                .copied()
-                .chain(engine.spec.vars.keys().map(String::as_str))
-                .collect();
-            let nearest = names
-                .iter()
-                .map(|n| (strsim::damerau_levenshtein(n, key), *n))
-                .filter(|(d, n)| *d <= 2.max(n.len() / 4))
-                .min();
-            let hint = match nearest {
-                Some((_, n)) => format!("did you mean stowage.{n}? "),
-                None => String::new(),
-            };
-            warnings.push(format!(
-                "unknown label {} is ignored ({hint}known: {})",
-                crate::error_text::shorten(&given.label, crate::error_text::SHOWN),
-                names.into_iter().collect::<Vec<_>>().join(", ")
-            ));
-        }
-    }
-    for (name, chosen) in vars {
-        let secret = engine.spec.vars.get(name).is_some_and(|v| v.secret);
-        if let (true, Chosen::Label { label, .. }) = (secret, chosen) {
-            warnings.push(format!(
-                "{label} puts a secret in a label, visible to anyone who can inspect the container; prefer stowage.{name}_file or the container's own environment"
-            ));
-        }
-    }
-    warnings
-}
-
-/// The storages a target's artifacts go to: `stowage.storage` (`none`, or names that must
-/// be configured), else the default ones.
-fn storages(labels: &Labels, configured: &Storages) -> Result<Vec<String>, String> {
-    Ok(match labels.storage.as_deref().map(str::trim) {
-        None => configured.defaults(),
-        Some("none") => vec![],
-        Some(list) => {
-            let names: Vec<String> = list
-                .split(',')
-                .map(|s| s.trim().to_string())
-                .filter(|s| !s.is_empty())
-                .collect();
-            if let Some(unknown) = names.iter().find(|n| configured.get(n).is_none()) {
-                return Err(format!(
-                    "label stowage.storage names {unknown:?}, which is not configured (storage.{unknown} in the config)"
-                ));
-            }
-            names
-        }
     })
 }
 

@@ -14,6 +14,7 @@ fn c(name: &str, image: &str, state: &str, labels: &[(&str, &str)], env: &[&str]
             .map(|(k, v)| (k.to_string(), v.to_string()))
             .collect(),
         env: Env::from_list(&env.iter().map(|s| s.to_string()).collect::<Vec<_>>()),
+        mounts: Vec::new(),
     }
 }
 
@@ -135,7 +136,7 @@ fn one_bad_container_never_stops_the_others() {
             &[on],
             &["POSTGRES_PASSWORD=x"],
         ),
-        c("b", "redis:7", "running", &[on], &[]),
+        c("b", "nginx:1", "running", &[on], &[]),
         c(
             "c",
             "postgres:16",
@@ -331,4 +332,76 @@ fn long_label_values_are_not_echoed_whole() {
             &reason[..200]
         );
     }
+}
+
+#[test]
+fn volumes_make_a_files_target_beside_or_instead_of_the_database() {
+    let with_mounts = |mut c: ContainerInfo| {
+        c.mounts = vec![crate::discover::Mount {
+            kind: "volume".into(),
+            name: "pgdata".into(),
+            destination: "/var/lib/postgresql/data".into(),
+        }];
+        c
+    };
+    let on = ("stowage.enable", "true");
+    let entries = run(&[
+        with_mounts(c(
+            "db",
+            "postgres:16",
+            "running",
+            &[on, ("stowage.volumes", "all"), ("stowage.user", "app")],
+            &["POSTGRES_PASSWORD=x"],
+        )),
+        with_mounts(c(
+            "app",
+            "nextcloud",
+            "running",
+            &[on, ("stowage.volumes", "pgdata")],
+            &[],
+        )),
+        c(
+            "e",
+            "alpine",
+            "running",
+            &[on, ("stowage.engine", "files")],
+            &[],
+        ),
+        with_mounts(c(
+            "f",
+            "postgres:16",
+            "running",
+            &[on, ("stowage.paths", "/etc")],
+            &[],
+        )),
+    ]);
+    let target = |i: usize| match &entries[i] {
+        Entry::Target(t) => t,
+        Entry::Skipped(s) => panic!("entry {i} skipped: {}", s.reason),
+    };
+    // The database target keeps its name; the files target is named after it.
+    assert_eq!(target(0).name, "db");
+    assert_eq!(target(0).engine.name(), "postgres");
+    assert_eq!(target(1).name, "db-files");
+    assert_eq!(target(1).engine.name(), FILES_ENGINE);
+    assert_eq!(
+        target(1).databases,
+        Databases::Files(vec![FileSet {
+            name: "pgdata".into(),
+            path: "/var/lib/postgresql/data".into()
+        }])
+    );
+    assert!(
+        target(1).warnings.is_empty(),
+        "the database target reports the labels once: {:?}",
+        target(1).warnings
+    );
+    // An image that is no database: a files target only, under the container's name.
+    assert_eq!(target(2).name, "app");
+    assert_eq!(target(2).engine.name(), FILES_ENGINE);
+    assert!(skip_reason(&entries[3]).contains("stowage.volumes or stowage.paths"));
+    // A bad path skips the files target, not the database one.
+    assert_eq!(target(4).name, "f");
+    assert!(skip_reason(&entries[5]).contains("not on a volume"));
+    assert_eq!(entries.len(), 6);
 }

@@ -29,6 +29,7 @@ fn targets(zone: &str, specs: &[(&str, &str)]) -> Vec<Arc<Target>> {
             .into_iter()
             .collect(),
             env: Env::from_list(&[]),
+            mounts: Vec::new(),
         })
         .collect();
     let zone = crate::schedule::zone(Some(zone)).unwrap();

@@ -1,4 +1,5 @@
-//! `stowage restore`: an artifact back into a database container.
+//! `stowage restore`: an artifact back into a database container, or a files artifact into
+//! a Docker volume ([`volume`]).
 //!
 //! Steps: verify the artifact's bytes against its manifest (a mismatch refuses the restore
 //! before anything is sent); pick the engine from the manifest; resolve the credentials of the
@@ -8,16 +9,21 @@
 //! and a slow database slows the reader down). The exec's output is drained at the same time
 //! so the restore tool can never block on a full stdout.
 
+mod feed;
+mod from_file;
+mod replace;
+mod volume;
+
+pub(crate) use feed::{check_artifact, feed};
+
 use std::collections::BTreeMap;
-use std::fs::File;
 use std::io;
 use std::path::Path;
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use bollard::Docker;
 use bollard::query_parameters::InspectContainerOptions;
-use tokio::io::AsyncWriteExt;
 
 use crate::backup::Failure;
 use crate::discover::ContainerInfo;
@@ -25,25 +31,23 @@ use crate::discover::labels::{self, Labels};
 use crate::docker::exec::{ExecRequest, ExecStream};
 use crate::engine::resolve::resolve_values;
 use crate::engine::site::Site;
+use crate::engine::spec::{FILE_VAR, JOBS_VAR};
 use crate::engine::{Engine, Registry, choose_vars};
 use crate::error::{Temporary, io_is_temporary};
-use crate::local::artifact::Manifest;
-use crate::local::catalog::{self, VerifyError};
+use crate::local::catalog::VerifyError;
 use crate::pipeline::encryption::{EncryptionError, Identities};
-use crate::pipeline::read::{self, Decryption, ReadSummary};
 use crate::pipeline::rows::RowFormat;
-use crate::secret::Secret;
 
 const PROGRESS_EVERY: Duration = Duration::from_secs(10);
 
 /// A restore that did not happen or did not complete.
 #[derive(Debug, thiserror::Error)]
-#[error("restore of {artifact} into container {container} failed while {step}: {cause}")]
+#[error("restore of {artifact} into {into} failed while {step}: {cause}")]
 pub struct RestoreError {
     /// The artifact path.
     pub artifact: String,
-    /// The container asked for.
-    pub container: String,
+    /// Where to: `container NAME` or `volume NAME`.
+    pub into: String,
     /// Where it failed.
     pub step: &'static str,
     /// Why.
@@ -102,8 +106,8 @@ pub struct Restored {
 pub struct Request<'a> {
     /// The artifact file; its manifest sits beside it.
     pub artifact: &'a Path,
-    /// Container name or ID.
-    pub container: &'a str,
+    /// Where to.
+    pub into: Destination<'a>,
     /// Database to restore into; default the manifest's.
     pub database: Option<&'a str>,
     /// For engines that may need a helper container (see [`crate::engine::site`]).
@@ -112,9 +116,34 @@ pub struct Request<'a> {
     pub identities: Arc<Identities>,
     /// Count the dump's rows per table as it is fed in (a drill), in this format.
     pub rows: Option<RowFormat>,
+    /// `--jobs N`: restore with N parallel jobs, where the engine can (`{jobs}` in its argv).
+    pub jobs: Option<u32>,
     /// The caller has just verified the artifact against its manifest (a drill does it while
     /// its container starts): read the manifest without hashing the artifact again.
     pub verified: bool,
+}
+
+/// Where a restore goes.
+#[derive(Debug, Clone, Copy)]
+pub enum Destination<'a> {
+    /// A running container (name or ID), through its engine's restore command.
+    Container(&'a str),
+    /// A Docker volume, new or empty unless `force` (files artifacts only).
+    Volume {
+        /// The volume's name (created if missing).
+        name: &'a str,
+        /// Extract into a volume that already holds files.
+        force: bool,
+    },
+}
+
+impl std::fmt::Display for Destination<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Self::Container(c) => write!(f, "container {c}"),
+            Self::Volume { name, .. } => write!(f, "volume {name}"),
+        }
+    }
 }
 
 /// Restores an artifact as `req` says.
@@ -127,15 +156,21 @@ pub async fn restore(
 ) -> Result<Restored, RestoreError> {
     let Request {
         artifact,
-        container,
+        into,
         database,
         helper_image,
         rows,
         ..
     } = *req;
+    let container = match into {
+        Destination::Container(c) => c,
+        Destination::Volume { name, force } => {
+            return volume::restore(docker, registry, req, name, force).await;
+        }
+    };
     let err = |step, cause: Cause| RestoreError {
         artifact: artifact.display().to_string(),
-        container: container.to_string(),
+        into: into.to_string(),
         step,
         cause,
     };
@@ -150,6 +185,15 @@ pub async fn restore(
             ),
         )
     })?;
+    if engine.name() == crate::plan::FILES_ENGINE {
+        return Err(refused(
+            "choosing the engine",
+            format!(
+                "the artifact is an archive of files ({}); restore it into a volume with --volume NAME, or unpack it with tar (README, \"Volumes and files\")",
+                manifest.database
+            ),
+        ));
+    }
     let database = database.unwrap_or(&manifest.database).to_string();
     // An artifact of every database is restored whole, where the engine's restore command
     // can do without a database name.
@@ -164,9 +208,53 @@ pub async fn restore(
     labels::check_argument("--database", &database)
         .map_err(|e| refused("choosing the database", e.to_string()))?;
 
-    let (info, values) = container_values(docker, engine, container, &database, &manifest.database)
+    let (info, mut values) =
+        container_values(docker, engine, container, &database, &manifest.database)
+            .await
+            .map_err(|(s, c)| err(s, c))?;
+    let from_file = engine.spec.restore.as_ref().is_some_and(|r| r.from_file);
+    if from_file {
+        values.insert(
+            FILE_VAR.into(),
+            crate::engine::site::temp_path(&engine.spec.extension),
+        );
+    }
+    if let Some(jobs) = req.jobs {
+        let parallel = engine
+            .spec
+            .restore
+            .as_ref()
+            .is_some_and(|r| r.argv.iter().any(|a| a.contains("{jobs}")));
+        if !parallel {
+            return Err(refused(
+                "preparing the restore",
+                format!(
+                    "engine {} does not restore in parallel: leave out --jobs (PostgreSQL's custom format does, stowage.format=custom)",
+                    engine.name()
+                ),
+            ));
+        }
+        values.insert(JOBS_VAR.into(), jobs.to_string());
+    }
+    if engine.restore_path.is_some() {
+        tracing::info!(artifact = %artifact.display(), container = %info.name, engine = engine.name(), "restore started");
+        let (read, elapsed) = replace::restore(
+            docker,
+            engine,
+            req,
+            (&info, &values),
+            (&manifest, decryption),
+        )
         .await
         .map_err(|(s, c)| err(s, c))?;
+        tracing::info!(container = %info.name, raw_bytes = read.bytes, seconds = elapsed.as_secs_f64(), "restore complete");
+        return Ok(Restored {
+            database,
+            raw_bytes: read.bytes,
+            elapsed,
+            rows: None,
+        });
+    }
     let inv = engine
         .restore_invocation(&values)
         .ok_or_else(|| {
@@ -197,6 +285,11 @@ pub async fn restore(
             stdin: true,
             user,
         };
+        if let Some(path) = values.get(FILE_VAR).filter(|_| from_file) {
+            return from_file::restore(docker, &site, req, path, (artifact, decryption), &manifest)
+                .await
+                .map_err(|(step, cause)| err(step, cause));
+        }
         let stream = ExecStream::start(docker, &site.container_id, &req)
             .await
             .map_err(|e| err("starting the restore", Cause::Failure(Failure::Exec(e))))?;
@@ -214,122 +307,6 @@ pub async fn restore(
         elapsed,
         rows: read.rows,
     })
-}
-
-/// Verifies the artifact against its manifest and, if it is encrypted, opens its header with
-/// the keys given, so a wrong key fails before anything reaches the database.
-async fn check_artifact(
-    req: &Request<'_>,
-) -> Result<(Manifest, Option<Decryption>), (&'static str, Cause)> {
-    let artifact = req.artifact;
-    let path = artifact.to_path_buf();
-    let verified = req.verified;
-    let manifest = tokio::task::spawn_blocking(move || {
-        if verified {
-            crate::local::artifact::read_manifest(&crate::local::artifact::manifest_path(&path))
-                .map_err(|e| VerifyError::NoManifest(e.to_string()))
-        } else {
-            catalog::verify_path(&path)
-        }
-    })
-    .await
-    .map_err(|e| ("checking the artifact", Cause::Io(io::Error::other(e))))?
-    .map_err(|e| ("checking the artifact", Cause::Verify(e)))?;
-    let decryption = if manifest.stored.encrypted {
-        if req.identities.is_empty() {
-            return Err((
-                "decrypting",
-                Cause::Refused("the artifact is encrypted: give its identity file with --identity FILE (or set encryption.identity_files, or encryption.passphrase for a passphrase)".into()),
-            ));
-        }
-        // Open the header now, so a wrong key fails before anything reaches the database.
-        let ids = req.identities.clone();
-        let info = manifest.stored.encryption.clone();
-        let path = artifact.to_path_buf();
-        tokio::task::spawn_blocking(move || {
-            let file = File::open(&path).map_err(Cause::Io)?;
-            ids.open(io::BufReader::new(file), info.as_ref())
-                .map(|_| ())
-                .map_err(Cause::Decrypt)
-        })
-        .await
-        .map_err(|e| ("decrypting", Cause::Io(io::Error::other(e))))?
-        .map_err(|c| ("decrypting", c))?;
-        Some((req.identities.clone(), manifest.stored.encryption.clone()))
-    } else {
-        None
-    };
-    Ok((manifest, decryption))
-}
-
-/// Streams the artifact (after the `first` line, if any) into the running restore command;
-/// returns the raw bytes sent and the time taken.
-async fn feed(
-    mut stream: ExecStream,
-    first: Option<Secret>,
-    artifact: &Path,
-    (decryption, rows): (Option<Decryption>, Option<RowFormat>),
-    manifest: &Manifest,
-    tool: &str,
-) -> Result<(ReadSummary, Duration), (&'static str, Cause)> {
-    let started = Instant::now();
-    let mut stdin = stream.take_stdin().expect("requested a stdin");
-    let (mut rx, reader) = read::spawn(artifact, decryption, rows);
-    let feed = async {
-        if let Some(line) = &first {
-            stdin.write_all(line.expose().as_bytes()).await?;
-        }
-        let mut sent: u64 = 0;
-        let mut last = Instant::now();
-        while let Some(block) = rx.recv().await {
-            stdin.write_all(&block).await?;
-            sent += block.len() as u64;
-            if last.elapsed() >= PROGRESS_EVERY {
-                last = Instant::now();
-                tracing::info!(
-                    raw_bytes = sent,
-                    total = manifest.raw.bytes,
-                    "restore in progress"
-                );
-            }
-        }
-        stdin.shutdown().await?;
-        Ok::<u64, io::Error>(sent)
-    };
-    let (fed, status) = tokio::join!(feed, stream.finish());
-    let status = status.map_err(|e| ("restoring", Cause::Failure(Failure::Exec(e))))?;
-    if !status.success() {
-        let failure = Failure::Exit {
-            tool: tool.to_string(),
-            status,
-            container_running: true,
-        };
-        return Err((
-            "restoring",
-            Cause::Refused(format!(
-                "{failure}. Nothing was committed if the restore command is transactional (PostgreSQL's is)"
-            )),
-        ));
-    }
-    let sent = fed.map_err(|e| {
-        let e = io::Error::new(e.kind(), format!("writing to the restore command: {e}"));
-        ("restoring", Cause::Io(e))
-    })?;
-    let read = reader
-        .await
-        .map_err(|e| ("restoring", Cause::Io(io::Error::other(e))))?
-        .map_err(|e| ("reading the artifact", Cause::Io(e)))?;
-    let (raw_bytes, raw_sha256) = (read.bytes, &read.sha256);
-    if raw_bytes != sent || *raw_sha256 != manifest.raw.sha256 {
-        return Err((
-            "checking what was restored",
-            Cause::Refused(format!(
-                "the decompressed dump ({raw_bytes} bytes, sha256 {raw_sha256}) does not match the manifest ({} bytes, sha256 {}); check the database",
-                manifest.raw.bytes, manifest.raw.sha256
-            )),
-        ));
-    }
-    Ok((read, started.elapsed()))
 }
 
 /// Inspects the container a restore goes to and resolves its engine variables exactly as a
