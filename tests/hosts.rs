@@ -46,8 +46,14 @@ fn lease_metric(port: u16, target: &str, result: &str) -> u64 {
         .map_or(0, |v| v.trim().parse().unwrap())
 }
 
+/// The two tests of this file do not overlap: the standby test's daemons must finish each
+/// backup within its scheduled minute and a 20 s timeout, which a second test's containers
+/// and daemons on the same 2 cores made them miss now and then.
+static ONE_AT_A_TIME: std::sync::Mutex<()> = std::sync::Mutex::new(());
+
 #[test]
 fn standby_daemons_back_each_scheduled_time_up_exactly_once() {
+    let _alone = ONE_AT_A_TIME.lock().unwrap_or_else(|e| e.into_inner());
     let instance = unique("standby");
     let dir = Scratch::new("standby");
     let s3 = S3Server::start(&dir.path().join("s3"));
@@ -81,9 +87,13 @@ fn standby_daemons_back_each_scheduled_time_up_exactly_once() {
         (Daemon(cmd.spawn().unwrap()), port)
     };
     // The first daemon claims the current minute at once (missed_runs = run-once) and dies
-    // mid-run; start it early in a minute, so the others catch up the same scheduled time.
-    if Utc::now().second() > 40 {
-        std::thread::sleep(Duration::from_secs(u64::from(62 - Utc::now().second())));
+    // mid-run. The others take its run over one second after its 30 s lease expires, and only
+    // if that comes before the next scheduled minute (else they give it up by design): so
+    // it must claim before second 29. Start it at the beginning of a minute, leaving ~15 s
+    // for its start-up on a loaded machine. (Started at any second up to 40, it claimed too
+    // late about one run in four and the test timed out.)
+    if Utc::now().second() > 8 {
+        std::thread::sleep(Duration::from_secs(u64::from(61 - Utc::now().second())));
     }
     let (mut doomed, _) = start("k", true);
     let first = wait_for(60, "the first daemon's lease", || {
@@ -93,6 +103,16 @@ fn standby_daemons_back_each_scheduled_time_up_exactly_once() {
     let t0: DateTime<Utc> = chrono::NaiveDateTime::parse_from_str(&first_name, "%Y%m%dT%H%M%SZ")
         .unwrap()
         .and_utc();
+    let expires: DateTime<Utc> = wait_for(30, "the first lease's record", || {
+        let text = std::fs::read_to_string(first.path().join("0.json")).ok()?;
+        let v: serde_json::Value = serde_json::from_str(&text).ok()?;
+        v["expires_at"].as_str()?.parse().ok()
+    });
+    assert!(
+        expires + chrono::Duration::seconds(3) < t0 + chrono::Duration::minutes(1),
+        "the first daemon's lease for {t0} expires at {expires}: too late for a takeover \
+         before the next scheduled minute; the test's start window is wrong"
+    );
     let (_a, port_a) = start("a", false);
     let (_b, port_b) = start("b", false);
     let status = wait_for(60, "the lease holder's crash", || {
@@ -317,6 +337,7 @@ fn psql(engine: Option<&Engine>, container: &str, sql: &str) -> String {
 
 #[test]
 fn two_hosts_share_one_store_and_a_dead_host_is_restored_onto_another() {
+    let _alone = ONE_AT_A_TIME.lock().unwrap_or_else(|e| e.into_inner());
     require_image(PG_IMAGE);
     let instance = unique("hosts");
     let dir = Scratch::new("hosts");
