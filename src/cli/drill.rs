@@ -36,6 +36,7 @@ pub(super) async fn cmd_drill(l: &Loaded, wanted: &[String]) -> anyhow::Result<E
         let _ = stop_tx.send(true);
     });
     let notifier = Notifier::new(l.checked.channels.clone(), Metrics::new());
+    notifier.set_targets(selection.targets.iter().map(|t| &**t));
     let runs = selection.targets.iter().map(|t| {
         let (ctx, drills, stop) = (&ctx, &drills, stop.clone());
         async move {

@@ -77,6 +77,29 @@ pub(super) fn target(t: &Target, now: chrono::DateTime<Utc>) {
     }
 }
 
+/// Where the target's alerts go beyond every-target channels (`stowage.notify`; URLs shown
+/// without their secrets), and what is wrong with the label.
+pub fn notify(t: &Target, problems: &[String]) {
+    if !t.notify.is_empty() {
+        let shown: Vec<String> = t
+            .notify
+            .iter()
+            .map(|i| {
+                let text = i.expose();
+                if text.contains("://") {
+                    crate::daemon::alerts::notify::redact(text)
+                } else {
+                    text.to_string()
+                }
+            })
+            .collect();
+        println!("  notify:    {}", shown.join(" "));
+    }
+    for p in problems {
+        println!("  warning:   label stowage.notify: {p}");
+    }
+}
+
 /// The target's hooks and what it stops, if any.
 fn hooks_and_stop(t: &Target) {
     for (which, argv) in [("pre", &t.hooks.pre), ("post", &t.hooks.post)] {

@@ -15,12 +15,14 @@ pub(super) async fn cmd_plan(l: &Loaded) -> anyhow::Result<ExitCode> {
     let ctx = app::context(&l.config, &l.checked).await?;
     let entries = ctx.discover_and_plan().await?;
     let now = Utc::now();
+    let notifier = Notifier::new(l.checked.channels.clone(), Metrics::new());
     let (mut planned, mut skipped, mut errors) = (0, 0, 0);
     for entry in &entries {
         match entry {
             Entry::Target(t) => {
                 planned += 1;
                 print::target(t, now);
+                print::notify(t, &notifier.label_problems(t));
             }
             Entry::Skipped(skip) => {
                 skipped += 1;
@@ -79,6 +81,7 @@ pub(super) async fn cmd_backup(l: &Loaded, wanted: &[String]) -> anyhow::Result<
         );
     }
     let notifier = Notifier::new(l.checked.channels.clone(), Metrics::new());
+    notifier.set_targets(selection.targets.iter().map(|t| &**t));
     // SIGTERM or SIGINT cancels the runs: their temp files are removed and stopped
     // containers started again before the process exits.
     let runs = tokio::select! {
@@ -119,15 +122,32 @@ pub(super) async fn cmd_run(l: &Loaded) -> anyhow::Result<ExitCode> {
 }
 
 pub(super) async fn cmd_alert_test(l: &Loaded) -> anyhow::Result<ExitCode> {
-    if l.checked.channels.is_empty() {
+    let notifier = Notifier::new(l.checked.channels.clone(), Metrics::new());
+    // Channels that targets' stowage.notify labels add are tested too, when Docker answers.
+    match app::context(&l.config, &l.checked).await {
+        Ok(ctx) => match ctx.discover_and_plan().await {
+            Ok(entries) => notifier.set_targets(entries.iter().filter_map(|e| match e {
+                Entry::Target(t) => Some(&**t),
+                Entry::Skipped(_) => None,
+            })),
+            Err(e) => println!(
+                "(labels not read: {}; channels from stowage.notify labels are not tested)",
+                crate::error_text::one_line(&e)
+            ),
+        },
+        Err(e) => println!(
+            "(Docker not reached: {}; channels from stowage.notify labels are not tested)",
+            crate::error_text::one_line(&e)
+        ),
+    }
+    let results = notifier
+        .test_all(&Event::test(l.config.instance.clone()))
+        .await;
+    if results.is_empty() {
         anyhow::bail!(
-            "no alert channel is configured: add [[alerts.webhooks]] or [alerts.email] to the config"
+            "no alert channel is configured: add [alerts.notify.NAME], [[alerts.webhooks]] or [alerts.email] to the config, or a stowage.notify label"
         );
     }
-    let notifier = Notifier::new(l.checked.channels.clone(), Metrics::new());
-    let results = notifier
-        .deliver_all(&Event::test(l.config.instance.clone()))
-        .await;
     let mut failed = false;
     for (channel, result) in results {
         match result {

@@ -114,6 +114,7 @@ pub const SECRET_FIELDS: &[&str] = &[
     "azure_client_secret",
     "service_account_key",
     "google_service_account_key",
+    "url",
 ];
 
 /// The dotted config key a `STOWAGE_…_FILE` variable stands for, if it names a secret field:

@@ -56,7 +56,7 @@ pub struct Metrics {
     pub retention_deleted: IntCounterVec,
     /// Retention passes that failed, by location.
     pub retention_errors: IntCounterVec,
-    /// Alerts that could not be delivered, by channel (`webhook`, `email`, `ping`).
+    /// Alerts that could not be delivered, by channel kind ([`super::alerts::CHANNEL_KINDS`]).
     pub alert_failures: IntCounterVec,
     /// 1 while the Docker engine answers.
     pub docker_up: IntGauge,
@@ -196,7 +196,7 @@ impl Metrics {
             ),
             alert_failures: counter(
                 "stowage_alert_delivery_failures_total",
-                "Alerts that could not be delivered, by channel (webhook, email, ping).",
+                "Alerts that could not be delivered, by channel kind (webhook, email, ping, ntfy, gotify, telegram, matrix, mqtt, pushover).",
                 &["channel"],
             ),
             docker_up: int_gauge(
@@ -250,7 +250,7 @@ impl Metrics {
             registry,
         };
         // Series with a fixed label set start at 0, so `increase()` sees the first event.
-        for channel in ["webhook", "email", "ping"] {
+        for channel in super::alerts::CHANNEL_KINDS {
             m.alert_failures.with_label_values(&[channel]);
         }
         m.retention_deleted.with_label_values(&["local"]);

@@ -249,7 +249,9 @@ pub async fn run(
 
     loop {
         if tokio::time::Instant::now() >= next_discovery {
-            let wait = rediscovery.pass(&job, &mut scheduler, &status).await;
+            let wait = rediscovery
+                .pass(&job, &mut scheduler, &status, &notifier)
+                .await;
             next_discovery = tokio::time::Instant::now() + wait;
             drill_scheduler.update(Drills::targets(scheduler.slots()), Utc::now(), |_| None);
             drills.set_targets(scheduler.slots(), &drill_scheduler);

@@ -28,6 +28,7 @@ impl Rediscovery {
         job: &Context,
         scheduler: &mut Scheduler,
         status: &Status,
+        notifier: &super::alerts::Notifier,
     ) -> Duration {
         match job.discover_and_plan().await {
             Ok(entries) => {
@@ -42,6 +43,7 @@ impl Rediscovery {
                 let changes = scheduler.update(targets, Utc::now(), newest);
                 log_changes(scheduler, &changes);
                 status.set_targets(scheduler.slots(), newest);
+                notifier.set_targets(scheduler.slots().values().map(|s| &*s.target));
                 self.every
             }
             Err(e) => {

@@ -188,7 +188,19 @@ impl Status {
                 }
                 self.fail(view, f, now)
             }
-            None => self.succeed(view, backed_up, now, "the backup succeeded again"),
+            None => {
+                let mut events = self.succeed(view, backed_up, now, "the backup succeeded again");
+                if let Some(at) = backed_up {
+                    events.push(Event::success(
+                        &view.name,
+                        &view.container,
+                        &view.engine,
+                        at,
+                        self.instance.clone(),
+                    ));
+                }
+                events
+            }
         }
     }
 

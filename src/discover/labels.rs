@@ -29,7 +29,7 @@ pub const BAKTAINER: [(&str, &str); 6] = [
 pub const BAKTAINER_ENABLE: &str = "baktainer.backup";
 
 /// Labels with a fixed meaning; any other `stowage.<key>` is an engine variable.
-pub const CORE_KEYS: [&str; 19] = [
+pub const CORE_KEYS: [&str; 20] = [
     "enable",
     "engine",
     "name",
@@ -49,6 +49,7 @@ pub const CORE_KEYS: [&str; 19] = [
     "stop",
     "stop_group",
     "format",
+    "notify",
 ];
 
 /// The parsed labels of one container.
@@ -90,6 +91,9 @@ pub struct Labels {
     pub stop_group: Option<String>,
     /// `stowage.format`: one of the engine's other dump formats (engine `<engine>-<format>`).
     pub format: Option<String>,
+    /// `stowage.notify`: names of `[alerts.notify.NAME]` and notification URLs (which hold
+    /// tokens: kept as secrets), separated by spaces (names also by commas).
+    pub notify: Vec<crate::secret::Secret>,
     /// Every other `stowage.<key>` label: engine variables such as `user`, `password`,
     /// `password_file`. Keys without the prefix.
     pub vars: BTreeMap<String, LabelValue>,
@@ -211,6 +215,7 @@ impl Labels {
                 "paths" => out.paths = Some(value),
                 "stop" => out.stop = parse_bool(key, &value)?,
                 "format" => out.format = Some(value.to_ascii_lowercase()),
+                "notify" => out.notify = notify_items(&value),
                 "stop_group" => {
                     check_name(key, &value)?;
                     out.stop_group = Some(value)
@@ -323,6 +328,24 @@ pub fn file_safe(name: &str) -> String {
         s.insert(0, '_');
     }
     s
+}
+
+/// The entries of `stowage.notify`: URLs separated by whitespace; between them, names
+/// separated by whitespace or commas (a URL's own `?events=a,b` keeps its commas).
+fn notify_items(value: &str) -> Vec<crate::secret::Secret> {
+    let mut out = Vec::new();
+    for word in value.split_whitespace() {
+        if word.contains("://") {
+            out.push(crate::secret::Secret::new(word));
+        } else {
+            out.extend(
+                word.split(',')
+                    .filter(|n| !n.is_empty())
+                    .map(crate::secret::Secret::new),
+            );
+        }
+    }
+    out
 }
 
 #[cfg(test)]

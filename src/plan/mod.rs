@@ -62,6 +62,8 @@ pub struct Target {
     pub storages: Vec<String>,
     /// Pinged on start (`/start`), success and failure (`/fail`).
     pub ping_url: Option<String>,
+    /// `stowage.notify`: configured channel names and URLs (secrets) that get its alerts too.
+    pub notify: Vec<crate::secret::Secret>,
     /// Commands run in the container before and after its backup.
     pub hooks: Hooks,
     /// Stop the container (and its stop group) while the files are archived (files targets
@@ -406,6 +408,7 @@ fn plan_one(
         retention,
         storages,
         ping_url: labels.ping_url.clone(),
+        notify: labels.notify.clone(),
         hooks: Hooks {
             pre: labels.pre.clone(),
             post: labels.post.clone(),

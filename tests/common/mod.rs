@@ -926,7 +926,26 @@ pub fn wait_for<T>(secs: u64, what: &str, mut f: impl FnMut() -> Option<T>) -> T
 /// the webhook and ping endpoint of the alert tests.
 pub struct Receiver {
     pub port: u16,
-    pub requests: std::sync::Arc<std::sync::Mutex<Vec<(String, String, String)>>>,
+    pub requests: std::sync::Arc<std::sync::Mutex<Vec<Request>>>,
+}
+
+/// One request a [`Receiver`] got. Header names are lowercase.
+#[derive(Debug, Clone)]
+pub struct Request {
+    pub method: String,
+    pub path: String,
+    pub headers: Vec<(String, String)>,
+    pub body: String,
+}
+
+impl Request {
+    /// A header's value.
+    pub fn header(&self, name: &str) -> Option<&str> {
+        self.headers
+            .iter()
+            .find(|(k, _)| k == name)
+            .map(|(_, v)| v.as_str())
+    }
 }
 
 impl Receiver {
@@ -951,10 +970,14 @@ impl Receiver {
                         parts.next().unwrap_or("").to_string(),
                     );
                     let mut length = 0;
+                    let mut headers = Vec::new();
                     loop {
                         let mut h = String::new();
                         if reader.read_line(&mut h).is_err() || h.trim().is_empty() {
                             break;
+                        }
+                        if let Some((k, v)) = h.split_once(':') {
+                            headers.push((k.trim().to_ascii_lowercase(), v.trim().to_string()));
                         }
                         if let Some(v) = h.to_ascii_lowercase().strip_prefix("content-length:") {
                             length = v.trim().parse().unwrap_or(0);
@@ -962,11 +985,12 @@ impl Receiver {
                     }
                     let mut body = vec![0u8; length];
                     let _ = reader.read_exact(&mut body);
-                    log.lock().unwrap().push((
+                    log.lock().unwrap().push(Request {
                         method,
                         path,
-                        String::from_utf8_lossy(&body).into_owned(),
-                    ));
+                        headers,
+                        body: String::from_utf8_lossy(&body).into_owned(),
+                    });
                     let mut conn = conn;
                     let _ = conn.write_all(
                         b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\nConnection: close\r\n\r\nok",
@@ -977,9 +1001,35 @@ impl Receiver {
         Receiver { port, requests }
     }
 
-    /// The requests so far.
+    /// The requests so far, as (method, path, body).
     pub fn seen(&self) -> Vec<(String, String, String)> {
+        self.requests
+            .lock()
+            .unwrap()
+            .iter()
+            .map(|r| (r.method.clone(), r.path.clone(), r.body.clone()))
+            .collect()
+    }
+
+    /// The requests so far, with their headers.
+    pub fn requests(&self) -> Vec<Request> {
         self.requests.lock().unwrap().clone()
+    }
+}
+
+/// A port that takes connections (the kernel's backlog) and never answers: a hung receiver.
+pub struct Hanging {
+    pub port: u16,
+    _listener: std::net::TcpListener,
+}
+
+impl Hanging {
+    pub fn start() -> Hanging {
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        Hanging {
+            port: listener.local_addr().unwrap().port(),
+            _listener: listener,
+        }
     }
 }
 

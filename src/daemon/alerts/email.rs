@@ -52,6 +52,9 @@ pub struct Email {
     /// CA or a self-signed certificate); the system's roots are trusted as well.
     #[serde(default)]
     pub ca_file: Option<std::path::PathBuf>,
+    /// The events it receives; default every kind but `success`.
+    #[serde(default, deserialize_with = "super::config::events_list")]
+    pub events: Option<super::Events>,
 }
 
 /// The SMTP transport, sender and recipients: the email channel, ready to deliver.

@@ -18,6 +18,9 @@ pub struct Webhook {
     /// `json` (the [`Event`] itself), `slack` (`{"text": …}`) or `discord` (`{"content": …}`).
     #[serde(default)]
     pub format: WebhookFormat,
+    /// The events it receives; default every kind but `success`.
+    #[serde(default, deserialize_with = "super::config::events_list")]
+    pub events: Option<super::Events>,
 }
 
 /// The body a webhook gets.
@@ -89,14 +92,7 @@ impl Channel for WebhookChannel {
                 WebhookFormat::Discord => serde_json::json!({ "content": text(event) }),
             };
             let url = self.hook.url.expose();
-            match self.http.post(url).json(&body).send().await {
-                Ok(r) if r.status().is_success() => Ok(()),
-                Ok(r) => Err(DeliveryError::Status(r.status().as_u16())),
-                // The error text holds the URL, which may hold a token: never print it.
-                Err(e) => Err(DeliveryError::Request(
-                    e.to_string().replace(url, "<webhook url>"),
-                )),
-            }
+            super::http_outcome(self.http.post(url).json(&body).send().await)
         })
     }
 }
