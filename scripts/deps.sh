@@ -5,7 +5,8 @@
 # openssl (the Docker-over-TLS test), prometheus (promtool) and python3-aiosmtpd (a real SMTP
 # server for the alert tests), docker-compose (the compose example is brought up as written),
 # iproute2 and util-linux (a second dockerd in its own network namespace: ip netns, nsenter),
-# mosquitto and mosquitto-clients (a real MQTT broker and subscriber) and curl; from crates.io,
+# mosquitto and mosquitto-clients (a real MQTT broker and subscriber), curl, chromium (the
+# status page in a real headless browser); from crates.io,
 # s3s-fs (a real S3 server for the storage tests); from PyPI, matrix-synapse (a real Matrix
 # homeserver for the notification tests) in a venv under ~/.cache/stowage-test. Does nothing
 # when they are already there.
@@ -25,6 +26,7 @@ command -v nsenter >/dev/null || missing+=(util-linux)           # tests/hosts.r
 command -v mosquitto >/dev/null || missing+=(mosquitto)          # tests/notify.rs: MQTT broker
 command -v mosquitto_sub >/dev/null || missing+=(mosquitto-clients)
 command -v curl >/dev/null || missing+=(curl)                    # tests/notify.rs: Matrix API
+command -v chromium >/dev/null || missing+=(chromium)            # tests/page.rs: a real browser
 if [ ${#missing[@]} -gt 0 ]; then
 	echo "deps: installing ${missing[*]}"
 	sudo=()

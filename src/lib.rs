@@ -46,6 +46,7 @@ pub mod engine;
 pub mod error;
 pub mod error_text;
 pub mod fault;
+pub mod human;
 pub mod job;
 pub mod local;
 pub mod log;

@@ -175,7 +175,10 @@ targets = "labelled"
         (ntfy_req.method.as_str(), ntfy_req.path.as_str()),
         ("POST", "/")
     );
-    let expected_basic = format!("Basic {}", base64(&format!("alice:ntfy-{MARK}")));
+    let expected_basic = format!(
+        "Basic {}",
+        data_encoding::BASE64.encode(format!("alice:ntfy-{MARK}").as_bytes())
+    );
     assert_eq!(
         ntfy_req.header("authorization"),
         Some(expected_basic.as_str())
@@ -355,26 +358,4 @@ targets = "labelled"
         2,
         "the test alert reaches every channel"
     );
-}
-
-/// Standard base64 (for the expected Basic auth header).
-fn base64(s: &str) -> String {
-    const ABC: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
-    let mut out = String::new();
-    for chunk in s.as_bytes().chunks(3) {
-        let b = [
-            chunk[0],
-            *chunk.get(1).unwrap_or(&0),
-            *chunk.get(2).unwrap_or(&0),
-        ];
-        let n = (u32::from(b[0]) << 16) | (u32::from(b[1]) << 8) | u32::from(b[2]);
-        for i in 0..4 {
-            if i <= chunk.len() {
-                out.push(ABC[(n >> (18 - 6 * i) & 63) as usize] as char);
-            } else {
-                out.push('=');
-            }
-        }
-    }
-    out
 }

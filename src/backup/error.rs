@@ -4,12 +4,12 @@
 use std::fmt;
 
 use crate::docker::exec::{ExecError, ExitStatus, last_lines};
+use crate::engine::RenderError;
 use crate::engine::resolve::ResolveError;
 use crate::engine::site::SiteError;
-use crate::engine::{Chosen, RenderError};
 use crate::error::{Temporary, io_is_temporary};
 use crate::local::space::SpaceError;
-use crate::plan::{Databases, Target};
+use crate::plan::Target;
 
 /// The step a backup was at when it failed.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -201,21 +201,7 @@ impl BackupError {
 
 /// The databases a target's run covers, as errors name them.
 pub(super) fn databases_label(target: &Target) -> String {
-    match &target.databases {
-        Databases::All => "all".to_string(),
-        Databases::Named(names) => names.join(","),
-        Databases::Files(sets) => sets
-            .iter()
-            .map(|s| s.name.as_str())
-            .collect::<Vec<_>>()
-            .join(","),
-        Databases::Default => target
-            .vars
-            .get("database")
-            .and_then(Chosen::known_value)
-            .unwrap_or("default")
-            .to_string(),
-    }
+    target.databases_label()
 }
 
 /// A failure of `target` at `step`, with its context.

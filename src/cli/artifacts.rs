@@ -105,7 +105,7 @@ fn last_drill(backup_dir: &Path, target: &str, file: &str) -> String {
                 record::Outcome::Failed => "FAILED",
                 record::Outcome::Skipped => "skipped",
             },
-            super::print::age(Utc::now() - r.started_at)
+            crate::human::age(Utc::now() - r.started_at)
         ),
         None => "-".into(),
     }

@@ -137,17 +137,6 @@ pub(super) fn manifest_columns(
     }
 }
 
-/// A duration as its largest unit: `42s`, `5m`, `3h`, `2d`.
-pub(super) fn age(d: chrono::TimeDelta) -> String {
-    let s = d.num_seconds().max(0);
-    match s {
-        0..60 => format!("{s}s"),
-        60..3600 => format!("{}m", s / 60),
-        3600..86400 => format!("{}h", s / 3600),
-        _ => format!("{}d", s / 86400),
-    }
-}
-
 /// `stowage engines`.
 pub(super) fn engines(registry: &Registry) -> ExitCode {
     for e in registry.all() {

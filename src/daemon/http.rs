@@ -1,4 +1,5 @@
-//! The daemon's one HTTP port: `/metrics`, `/healthz`, `/readyz` and a small JSON API.
+//! The daemon's one HTTP port: `/metrics`, `/healthz`, `/readyz`, a small JSON API, and the
+//! status page ([`crate::daemon::page`]).
 //!
 //! `/metrics` (Prometheus text format), `/healthz` (the process answers) and `/readyz` (the
 //! Docker engine answered at the last look; 503 with the reason otherwise) need no token. The
@@ -20,6 +21,8 @@ use axum::routing::{get, post};
 use serde::{Deserialize, Serialize};
 
 use crate::daemon::drills::Drills;
+use crate::daemon::page::PageMode;
+use crate::daemon::page::data::Sources;
 use crate::daemon::status::{Status, TriggerError};
 use crate::local::catalog;
 use crate::secret::Secret;
@@ -34,6 +37,9 @@ pub struct HttpConfig {
     /// Bearer token for the API; unset: the API is off.
     #[serde(default)]
     pub token: Option<Secret>,
+    /// The status page at `/`: `token` (a login with the token), `public` or `off`.
+    #[serde(default)]
+    pub page: PageMode,
 }
 
 impl Default for HttpConfig {
@@ -41,6 +47,7 @@ impl Default for HttpConfig {
         Self {
             listen: default_listen(),
             token: None,
+            page: PageMode::default(),
         }
     }
 }
@@ -85,22 +92,19 @@ struct App {
     backup_dir: PathBuf,
 }
 
-/// Binds `listen` now (so a taken port is a start-up error) and serves in the background.
-pub async fn serve(
-    listen: &str,
-    token: Option<Secret>,
-    status: Arc<Status>,
-    drills: Arc<Drills>,
-    backup_dir: PathBuf,
-) -> std::io::Result<SocketAddr> {
-    let listener = tokio::net::TcpListener::bind(listen).await?;
+/// Binds `config.listen` now (so a taken port is a start-up error) and serves the API and
+/// the status page in the background.
+pub async fn serve(config: &HttpConfig, sources: Sources) -> std::io::Result<SocketAddr> {
+    let listener = tokio::net::TcpListener::bind(&config.listen).await?;
     let addr = listener.local_addr()?;
+    let token = config.token.clone();
     let app = App {
-        status,
-        drills,
-        token,
-        backup_dir,
+        status: sources.status.clone(),
+        drills: sources.drills.clone(),
+        token: token.clone(),
+        backup_dir: sources.backup_dir.clone(),
     };
+    let page = crate::daemon::page::router(sources, token, config.page);
     let router = Router::new()
         .route("/metrics", get(metrics))
         .route("/healthz", get(|| async { "ok\n" }))
@@ -110,13 +114,19 @@ pub async fn serve(
         .route("/api/targets/{name}/backup", post(trigger))
         .route("/api/drills", get(list_drills))
         .route("/api/targets/{name}/drill", post(trigger_drill))
-        .with_state(app);
+        .with_state(app)
+        .merge(page);
     tokio::spawn(async move {
         if let Err(e) = axum::serve(listener, router).await {
             tracing::error!("the HTTP server stopped: {e}");
         }
     });
-    tracing::info!(%addr, "HTTP server listening: /metrics /healthz /readyz /api");
+    let page = match config.page {
+        PageMode::Off => "no status page",
+        PageMode::Token => "status page at / (login with the token)",
+        PageMode::Public => "status page at / (public)",
+    };
+    tracing::info!(%addr, "HTTP server listening: /metrics /healthz /readyz /api; {page}");
     Ok(addr)
 }
 

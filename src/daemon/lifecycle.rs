@@ -67,18 +67,18 @@ pub(super) async fn start(job: &Context, settings: &Settings) -> Result<Started,
     let notifier = Notifier::new(settings.channels.clone(), metrics.clone());
     let listen = &settings.http.listen;
     if !listen.is_empty() {
-        http::serve(
-            listen,
-            settings.http.token.clone(),
+        let sources = crate::daemon::page::data::Sources::new(
             status.clone(),
             drills.clone(),
             job.backup.backup_dir.clone(),
-        )
-        .await
-        .map_err(|source| DaemonError::Listen {
-            addr: listen.clone(),
-            source,
-        })?;
+            job.storages.clone(),
+        );
+        http::serve(&settings.http, sources)
+            .await
+            .map_err(|source| DaemonError::Listen {
+                addr: listen.clone(),
+                source,
+            })?;
     }
     check_storages(job, &metrics).await;
     Ok(Started {

@@ -21,6 +21,7 @@ mod events;
 pub mod http;
 mod lifecycle;
 pub mod metrics;
+pub mod page;
 mod replan;
 pub mod scheduler;
 mod settings;
@@ -327,7 +328,7 @@ pub async fn run(
                 let busy: HashSet<String> = running.values().cloned().collect();
                 match scheduler.run_now(&name, &busy) {
                     Some(target) => {
-                        tracing::info!(target = %name, "backup requested through the API");
+                        tracing::info!(target = %name, "backup requested (API or status page)");
                         running.insert(ctx.spawn_backup(&mut tasks, target, None), name);
                     }
                     None => tracing::warn!(target = %name, "requested backup not started: the target is running or gone"),

@@ -1,4 +1,4 @@
-//! One target as the daemon's status, the API and (later) the status page show it.
+//! One target as the daemon's status, the API and the status page show it.
 
 use chrono::{DateTime, Utc};
 use serde::Serialize;
@@ -14,6 +14,8 @@ pub struct TargetView {
     pub container: String,
     /// Engine name.
     pub engine: String,
+    /// What it dumps: database names, `all`, or volumes and paths.
+    pub databases: String,
     /// Cron schedule.
     pub schedule: String,
     /// Its time zone.
@@ -47,6 +49,7 @@ impl TargetView {
             name: name.to_string(),
             container: String::new(),
             engine: String::new(),
+            databases: String::new(),
             schedule: String::new(),
             timezone: String::new(),
             next_run: None,
@@ -67,6 +70,7 @@ impl TargetView {
         let t = &slot.target;
         self.container = t.container.name.clone();
         self.engine = t.engine.name().to_string();
+        self.databases = t.databases_label();
         self.schedule = t.schedule.as_str().to_string();
         self.timezone = t.schedule.zone().name().to_string();
         self.next_run = slot.due;

@@ -75,21 +75,7 @@ pub fn check(backup_dir: &Path, target: &str, margin: f64) -> Result<(), SpaceEr
     Ok(())
 }
 
-/// Bytes in KiB/MiB/GiB, one decimal.
-pub fn human(n: u64) -> String {
-    let mut v = n as f64;
-    for unit in ["B", "KiB", "MiB", "GiB", "TiB"] {
-        if v < 1024.0 || unit == "TiB" {
-            return if unit == "B" {
-                format!("{n} B")
-            } else {
-                format!("{v:.1} {unit}")
-            };
-        }
-        v /= 1024.0;
-    }
-    unreachable!()
-}
+pub use crate::human::bytes as human;
 
 #[cfg(test)]
 mod tests {

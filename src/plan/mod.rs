@@ -92,6 +92,26 @@ impl Target {
     pub fn next_run(&self, now: DateTime<Utc>) -> Option<DateTime<Utc>> {
         self.schedule.next_after(now)
     }
+
+    /// What its runs cover, as errors and the status page name it: database names, `all`,
+    /// volume and path names, or the engine's default database.
+    pub fn databases_label(&self) -> String {
+        match &self.databases {
+            Databases::All => "all".to_string(),
+            Databases::Named(names) => names.join(","),
+            Databases::Files(sets) => sets
+                .iter()
+                .map(|s| s.name.as_str())
+                .collect::<Vec<_>>()
+                .join(","),
+            Databases::Default => self
+                .vars
+                .get("database")
+                .and_then(crate::engine::Chosen::known_value)
+                .unwrap_or("default")
+                .to_string(),
+        }
+    }
 }
 
 /// What a files target stops during its backup: the container, and every container labelled
