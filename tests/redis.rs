@@ -1,7 +1,8 @@
 //! Redis 7.0 (Debian's) with a password: keys of every type, in two databases, with and
 //! without expiry, round-trip through a backup and `stowage restore`, compared key by key
 //! (type, expiry, value); the artifact is a standard RDB that `redis-check-rdb`
-//! accepts; a wrong password fails the backup.
+//! accepts; a restore killed with SIGKILL while the server is stopped leaves a record, and the
+//! next stowage starts the server again; a wrong password fails the backup.
 
 mod common;
 
@@ -202,16 +203,42 @@ fn keys_of_every_type_round_trip_through_backup_and_restore() {
         before.len(),
         after.len()
     );
-    assert_eq!(
-        docker(&[
-            "inspect",
-            "--format",
-            "{{.State.Running}}",
-            &restored.c.name
+    let running = |name: &str| docker(&["inspect", "--format", "{{.State.Running}}", name]);
+    assert_eq!(running(&restored.c.name).trim(), "true");
+
+    // Killed (SIGKILL) while the container is stopped for the replacement: the record stays,
+    // and the next stowage starts the server again, which still holds the data it had.
+    let killed = stowage(dir.path(), &instance)
+        .env("STOWAGE_HELPER_IMAGE", STOWAGE_IMAGE)
+        .env("STOWAGE_TEST_CRASH_AT", "stop:stopped")
+        .args([
+            "restore",
+            artifact.to_str().unwrap(),
+            "--to",
+            &restored.c.name,
         ])
-        .trim(),
-        "true"
+        .output()
+        .unwrap();
+    use std::os::unix::process::ExitStatusExt as _;
+    assert_eq!(killed.status.signal(), Some(9), "{killed:?}");
+    assert_eq!(
+        running(&restored.c.name).trim(),
+        "false",
+        "stopped when killed"
     );
+    let records = files_under(&dir.path().join(".stopped"));
+    assert_eq!(records.len(), 1, "{records:?}");
+    let (code, _, stderr) = run_stowage(dir.path(), &instance, &["backup"]);
+    assert_eq!(code, 0, "{stderr}");
+    assert!(stderr.contains("starting them now"), "{stderr}");
+    assert_eq!(
+        running(&restored.c.name).trim(),
+        "true",
+        "started by the next stowage"
+    );
+    assert!(files_under(&dir.path().join(".stopped")).is_empty());
+    restored.wait_ready();
+    assert_eq!(restored.snapshot().len(), before.len());
 }
 
 /// A restore drill: the RDB loads into a throwaway server from the target's image (through the

@@ -7,7 +7,9 @@
 //! record. When the run ends any other way (the daemon's `backup_timeout` aborts it, SIGTERM
 //! cancels it), dropping [`Stopped`] starts them on a task of its own, which
 //! [`crate::docker::pending::settle`] waits for before the process exits. When stowage is killed while they are down, the record stays
-//! and [`recover`] starts them at the next `stowage backup` or `stowage run`.
+//! and [`recover`] starts them at the next `stowage backup`, `stowage run` or `stowage
+//! restore`. A restore that replaces a server's file (Redis) stops its container the same way
+//! ([`stop_for_restore`]).
 
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
@@ -101,7 +103,8 @@ pub struct Downtime {
 #[derive(Debug)]
 pub struct Stopped {
     docker: Docker,
-    record: PathBuf,
+    /// Where they are recorded (none for a drill's throwaway container).
+    record: Option<PathBuf>,
     /// In the order they were stopped (the group, then the target).
     members: Vec<Member>,
     since: Instant,
@@ -124,19 +127,50 @@ pub async fn stop(
         id: target.container.id.clone(),
         name: target.container.name.clone(),
     });
-    let record = backup_dir.join(RECORDS).join(format!(
-        "{}.json",
-        crate::discover::labels::file_safe(&target.name)
-    ));
-    write_record(
-        &record,
-        &Record {
-            target: target.name.clone(),
+    let record = record_path(backup_dir, &target.name);
+    stop_members(docker, Some(record), &target.name, members, "the backup").await
+}
+
+/// Stops one container for a restore that replaces a file it reads at start
+/// (`restore.replace`), after recording it under `backup_dir` when given (the caller holds the
+/// directory's lock), so that if stowage is killed the next one starts it again.
+pub async fn stop_for_restore(
+    docker: &Docker,
+    backup_dir: Option<&Path>,
+    id: &str,
+    name: &str,
+) -> Result<Stopped, StopError> {
+    let label = format!("restore-{name}");
+    let record = backup_dir.map(|d| record_path(d, &label));
+    let member = Member {
+        id: id.into(),
+        name: name.into(),
+    };
+    stop_members(docker, record, &label, vec![member], "the restore").await
+}
+
+fn record_path(backup_dir: &Path, name: &str) -> PathBuf {
+    backup_dir
+        .join(RECORDS)
+        .join(format!("{}.json", crate::discover::labels::file_safe(name)))
+}
+
+/// Records `members` (when `record` is given), then stops them in order.
+async fn stop_members(
+    docker: &Docker,
+    record: Option<PathBuf>,
+    label: &str,
+    members: Vec<Member>,
+    purpose: &str,
+) -> Result<Stopped, StopError> {
+    if let Some(path) = &record {
+        let content = Record {
+            target: label.to_string(),
             stopped_at: chrono::Utc::now(),
             containers: members.clone(),
-        },
-    )
-    .map_err(StopError::Record)?;
+        };
+        write_record(path, &content).map_err(StopError::Record)?;
+    }
     let mut stopped = Stopped {
         docker: docker.clone(),
         record,
@@ -146,7 +180,7 @@ pub async fn stop(
         stopping: false,
     };
     for m in members {
-        tracing::info!(target = %target.name, container = %m.name, "stopping the container for the backup (stowage.stop)");
+        tracing::info!(target = %label, container = %m.name, "stopping the container for {purpose}");
         // In the guard before the request: a run aborted while Docker stops it starts it too.
         stopped.members.push(m.clone());
         stopped.stopping = true;
@@ -209,7 +243,13 @@ impl Stopped {
     /// Starts the containers again (the target first) and removes the record once all run.
     pub async fn start(mut self) -> Vec<Downtime> {
         self.done = true;
-        start_all(&self.docker, &self.record, &self.members, self.since).await
+        start_all(
+            &self.docker,
+            self.record.as_deref(),
+            &self.members,
+            self.since,
+        )
+        .await
     }
 }
 
@@ -228,10 +268,10 @@ impl Drop for Stopped {
         let in_flight = members.last().cloned().filter(|_| self.stopping);
         tracing::warn!(
             containers = members.len(),
-            "the backup was aborted while its containers were stopped; starting them again"
+            "the run was aborted while its containers were stopped; starting them again"
         );
         crate::docker::pending::spawn(async move {
-            start_all(&docker, &record, &members, since).await;
+            start_all(&docker, record.as_deref(), &members, since).await;
             // The stop request the run was waiting for when it was aborted may still be
             // under way in Docker (until the container's stop timeout): keep it up.
             let Some(m) = in_flight else { return };
@@ -254,7 +294,7 @@ impl Drop for Stopped {
 /// Starts `members` in reverse order; removes the record when every one runs.
 async fn start_all(
     docker: &Docker,
-    record: &Path,
+    record: Option<&Path>,
     members: &[Member],
     since: Instant,
 ) -> Vec<Downtime> {
@@ -264,7 +304,7 @@ async fn start_all(
         let down = since.elapsed();
         let started = match result {
             Ok(()) => {
-                tracing::info!(container = %m.name, down_seconds = format!("{:.1}", down.as_secs_f64()), "container started again after the backup");
+                tracing::info!(container = %m.name, down_seconds = format!("{:.1}", down.as_secs_f64()), "container started again");
                 true
             }
             // 304: it was already running (someone started it).
@@ -272,7 +312,7 @@ async fn start_all(
                 status_code: 304, ..
             }) => true,
             Err(e) => {
-                tracing::error!(container = %m.name, "could not start the container again after the backup: {e}. Start it with `docker start {}`; stowage tries again at its next start", m.name);
+                tracing::error!(container = %m.name, "could not start the container again: {e}. Start it with `docker start {}`; stowage tries again at its next start", m.name);
                 false
             }
         };
@@ -282,7 +322,9 @@ async fn start_all(
             started,
         });
     }
-    if out.iter().all(|d| d.started) {
+    if let Some(record) = record
+        && out.iter().all(|d| d.started)
+    {
         let _ = std::fs::remove_file(record);
     }
     out
@@ -329,7 +371,7 @@ pub async fn recover(docker: &Docker, backup_dir: &Path) -> usize {
             .to_std()
             .unwrap_or_default();
         let since = Instant::now().checked_sub(age).unwrap_or_else(Instant::now);
-        let results = start_all(docker, &path, &down, since).await;
+        let results = start_all(docker, Some(&path), &down, since).await;
         started += results.iter().filter(|d| d.started).count();
     }
     started

@@ -81,6 +81,7 @@ pub(super) async fn cmd_restore_all(
         None => BTreeMap::new(),
     };
     let docker = docker::connect().await?;
+    let _lock = super::restore::lock_for_restore(l, &docker).await;
     let identities = Arc::new(super::restore::identities(l, identity)?);
     let remote = remote.scoped(host);
     let targets = remote.targets().await?;

@@ -46,6 +46,7 @@ pub(super) async fn cmd_restore(
 ) -> anyhow::Result<ExitCode> {
     let to = into.to;
     let docker = docker::connect().await?;
+    let _lock = lock_for_restore(l, &docker).await;
     let identities = Arc::new(identities(l, identity)?);
     let storages = super::storages(l).await?;
     let result = match remote_artifact(&storages, artifact) {
@@ -91,6 +92,19 @@ pub(super) async fn cmd_restore(
     }
 }
 
+/// The backup directory's lock, held while a container may be stopped (a replacing restore
+/// records it there first); taking it also starts what a killed stowage left stopped. A
+/// directory that cannot be used is a warning: most restores need none.
+pub(super) async fn lock_for_restore(
+    l: &Loaded,
+    docker: &bollard::Docker,
+) -> Option<crate::local::cleanup::DirLock> {
+    super::lock_and_recover(&l.config, docker)
+        .await
+        .map_err(|e| tracing::warn!("{e:#}; restoring anyway"))
+        .ok()
+}
+
 /// The identities for encrypted artifacts: config's and `--identity` files.
 pub(super) fn identities(l: &Loaded, extra: Vec<PathBuf>) -> anyhow::Result<Identities> {
     let mut files = l.config.encryption.identity_files.clone();
@@ -116,6 +130,7 @@ fn request<'a>(
         identities,
         rows: None,
         verified: false,
+        record_dir: Some(&l.config.backup_dir),
     }
 }
 

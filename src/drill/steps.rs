@@ -120,6 +120,7 @@ pub(super) async fn steps(
         rows: drill.spec.count,
         jobs: None,
         verified: true,
+        record_dir: None,
     };
     let restored = restore::restore(&ctx.docker, &ctx.registry, &req)
         .await

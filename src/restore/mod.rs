@@ -121,6 +121,10 @@ pub struct Request<'a> {
     /// The caller has just verified the artifact against its manifest (a drill does it while
     /// its container starts): read the manifest without hashing the artifact again.
     pub verified: bool,
+    /// Where a container the restore stops is recorded (`restore.replace`), so that the next
+    /// stowage starts it again if this one is killed: the backup directory, whose lock the
+    /// caller holds. `None` for a drill's throwaway container.
+    pub record_dir: Option<&'a Path>,
 }
 
 /// Where a restore goes.

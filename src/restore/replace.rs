@@ -4,9 +4,10 @@
 //! refuse what cannot work (Redis with its append-only file on would load that instead). Then
 //! stop the container, write the decompressed dump beside the file through a helper container
 //! with its volumes (streamed, sha256-checked at the end), give it the owner of its directory,
-//! rename it over the file, and start the container. The container is started again on every
-//! path once it was stopped; a file that is not on a volume is refused, since a helper cannot
-//! reach it.
+//! rename it over the file, and start the container. The container is stopped through
+//! [`crate::backup::stop`]: recorded in the backup directory first and started again on every
+//! path, also by the next stowage if this one is killed while it is down. A file that is not on
+//! a volume is refused, since a helper cannot reach it.
 
 use std::collections::BTreeMap;
 use std::time::Duration;
@@ -15,6 +16,7 @@ use bollard::Docker;
 
 use super::{Cause, Request, feed};
 use crate::backup::Failure;
+use crate::backup::stop::stop_for_restore;
 use crate::discover::ContainerInfo;
 use crate::docker::exec::{self, ExecRequest, ExecStream, last_lines};
 use crate::engine::Engine;
@@ -60,21 +62,24 @@ pub(super) async fn restore(
             )
         })?;
     tracing::info!(container = %info.name, path, "stopping the container to replace its file");
-    if let Err(e) = docker.stop_container(&info.id, None).await {
-        site.remove(docker).await;
-        return Err(("stopping the container", Cause::Docker(e)));
-    }
+    let stopped = match stop_for_restore(docker, req.record_dir, &info.id, &info.name).await {
+        Ok(s) => s,
+        Err(e) => {
+            site.remove(docker).await;
+            return Err(("stopping the container", Cause::Failure(Failure::Stop(e))));
+        }
+    };
     let result = replace(docker, &site, req, info, &path, (manifest, decryption)).await;
     site.remove(docker).await;
-    let started = docker.start_container(&info.id, None).await;
-    match &started {
-        Ok(()) => tracing::info!(container = %info.name, "container started again"),
-        Err(e) => {
-            tracing::error!(container = %info.name, "could not start the container again: {e}; start it with `docker start {}`", info.name)
-        }
-    }
+    // Started again on every path (also when this task is dropped: the guard's own task).
+    let started = stopped.start().await.iter().all(|d| d.started);
     let read = result?;
-    started.map_err(|e| ("starting the container", Cause::Docker(e)))?;
+    if !started {
+        return Err(refused(format!(
+            "the file was replaced but the container did not start again; start it with `docker start {}`",
+            info.name
+        )));
+    }
     wait_loaded(docker, engine, info, values).await?;
     Ok(read)
 }
