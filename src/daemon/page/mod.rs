@@ -89,6 +89,15 @@ struct Flash {
 }
 
 impl Flash {
+    /// Only names of real targets are echoed: a link cannot make the page say anything else.
+    fn known(self, rows: &[data::Row]) -> Self {
+        let keep = |n: Option<String>| n.filter(|n| rows.iter().any(|r| &r.view.name == n));
+        Flash {
+            queued: keep(self.queued),
+            busy: keep(self.busy),
+        }
+    }
+
     fn line(self) -> Option<String> {
         match (self.queued, self.busy) {
             (Some(t), _) => Some(format!(
@@ -106,9 +115,10 @@ async fn overview(State(p): State<Page>, headers: HeaderMap, Query(f): Query<Fla
         Err(r) => return *r,
     };
     let rows = p.sources.rows(None).await;
+    let flash = f.known(&rows);
     html(
         StatusCode::OK,
-        render::overview(&rows, &p.viewer(logged_in, f)),
+        render::overview(&rows, &p.viewer(logged_in, flash)),
     )
 }
 
@@ -131,7 +141,11 @@ async fn target(
         )
             .into_response();
     };
-    html(StatusCode::OK, render::target(row, &p.viewer(logged_in, f)))
+    let flash = f.known(&rows);
+    html(
+        StatusCode::OK,
+        render::target(row, &p.viewer(logged_in, flash)),
+    )
 }
 
 async fn login_form(State(p): State<Page>) -> Response {
@@ -221,4 +235,31 @@ fn refused(what: &str) -> Response {
         format!("refused: {what}\n"),
     )
         .into_response()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::daemon::view::TargetView;
+
+    #[test]
+    fn a_flash_names_only_real_targets() {
+        let rows = vec![data::Row {
+            view: TargetView::new("shop-db", None),
+            artifacts: vec![],
+            drills: vec![],
+            next_drill: None,
+            copies: vec![],
+        }];
+        let flash = |queued: &str| Flash {
+            queued: Some(queued.to_string()),
+            busy: None,
+        };
+        let line = flash("shop-db").known(&rows).line().unwrap();
+        assert!(line.contains("A backup of shop-db was started"), "{line}");
+        assert_eq!(
+            flash("Your account is locked, call us").known(&rows).line(),
+            None
+        );
+    }
 }
