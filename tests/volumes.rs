@@ -375,3 +375,59 @@ fn paths_off_the_volumes_are_refused_by_plan() {
         "{text}"
     );
 }
+
+/// `restore --all` does not count a volume's archive as a failure: it names the archive and
+/// the `--volume` command that restores it, and exits 0.
+#[test]
+fn restore_all_names_volume_archives_and_leaves_them_for_the_operator() {
+    require_image(APP_IMAGE);
+    let instance = unique("volumes-all");
+    let dir = Scratch::new("volumes-all");
+    let volume = Volume::new("volumes-all-data");
+    let app = Container {
+        name: unique("volumes-all-app"),
+    };
+    let labels = [
+        "stowage.enable=true".to_string(),
+        format!("stowage.instance={instance}"),
+        "stowage.name=notes".to_string(),
+        "stowage.volumes=all".to_string(),
+    ];
+    let mount = format!("{}:/data", volume.0);
+    let mut args = vec!["run", "-d", "--name", &app.name, "-v", &mount];
+    for l in &labels {
+        args.extend(["--label", l]);
+    }
+    args.extend([APP_IMAGE, "sleep", "600"]);
+    docker(&args);
+    docker(&["exec", &app.name, "sh", "-c", "echo hello > /data/note.txt"]);
+    let disk = format!("file://{}", dir.path().join("disk").display());
+    let with_storage = |args: &[&str]| {
+        outcome(
+            stowage(&dir.path().join("backups"), &instance)
+                .env("STOWAGE_HELPER_IMAGE", STOWAGE_IMAGE)
+                .env("STOWAGE_STORAGE__DISK__URL", &disk)
+                .args(args),
+        )
+    };
+    let (code, out, err) = with_storage(&["backup"]);
+    assert_eq!(code, 0, "{out}{err}");
+    let (code, out, err) = with_storage(&[
+        "restore",
+        "--all",
+        "--from-host",
+        TEST_HOST,
+        "--storage",
+        "disk",
+    ]);
+    assert_eq!(code, 0, "a volume archive is no failure: {out}{err}");
+    assert!(
+        out.contains("0 restored, 0 failed, 1 volume archive(s) left for `--volume`"),
+        "{out}"
+    );
+    assert!(
+        out.contains(&format!("`stowage restore disk:{TEST_HOST}/notes/"))
+            && out.contains("--volume NAME`"),
+        "{out}"
+    );
+}

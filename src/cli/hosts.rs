@@ -66,6 +66,9 @@ fn read_map(path: &Path) -> anyhow::Result<BTreeMap<String, String>> {
     })
 }
 
+/// The engine of volume and path archives (`engines/files.toml`).
+const FILES_ENGINE: &str = "files";
+
 pub(super) async fn cmd_restore_all(
     l: &Loaded,
     host: &str,
@@ -94,7 +97,7 @@ pub(super) async fn cmd_restore_all(
         "restoring {} target(s) of host {host} from storage {storage}",
         targets.len()
     );
-    let (mut restored, mut failed) = (0, 0);
+    let (mut restored, mut failed, mut skipped) = (0, 0, 0);
     for target in &targets {
         let container = map.get(target).map_or(target.as_str(), String::as_str);
         let newest = match hosts::newest_per_database(&remote, target).await {
@@ -111,6 +114,14 @@ pub(super) async fn cmd_restore_all(
             }
         };
         for (database, (file, manifest)) in newest {
+            if manifest.engine == FILES_ENGINE {
+                // A volume's archive goes into a volume, which only the operator can name.
+                skipped += 1;
+                println!(
+                    "  {target}: {file} is an archive of {database} (volumes and files): not restored into a container; restore it into a volume with `stowage restore {storage}:{host}/{target}/{file} --volume NAME`"
+                );
+                continue;
+            }
             let r = super::restore::from_storage(
                 l,
                 &docker,
@@ -142,6 +153,8 @@ pub(super) async fn cmd_restore_all(
             }
         }
     }
-    println!("{restored} restored, {failed} failed");
+    println!(
+        "{restored} restored, {failed} failed, {skipped} volume archive(s) left for `--volume`"
+    );
     Ok(exit(failed > 0))
 }
