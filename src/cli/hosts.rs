@@ -66,6 +66,34 @@ fn read_map(path: &Path) -> anyhow::Result<BTreeMap<String, String>> {
     })
 }
 
+/// Prints how one restore of `restore --all` went (`line` names target, database and
+/// container); whether it succeeded.
+fn report(
+    line: &str,
+    file: &str,
+    manifest: &crate::local::artifact::Manifest,
+    result: anyhow::Result<crate::restore::Restored>,
+) -> bool {
+    match result {
+        Ok(r) => {
+            println!(
+                "{line}: {file} (made {}): {} in {:.1}s",
+                manifest.started_at.format("%Y-%m-%d %H:%M UTC"),
+                human_bytes(r.raw_bytes),
+                r.elapsed.as_secs_f64()
+            );
+            true
+        }
+        Err(e) => {
+            println!(
+                "{line}: FAILED: {}",
+                crate::error_text::one_line(e.as_ref())
+            );
+            false
+        }
+    }
+}
+
 /// The engine of volume and path archives (`engines/files.toml`).
 const FILES_ENGINE: &str = "files";
 
@@ -132,24 +160,11 @@ pub(super) async fn cmd_restore_all(
                 super::restore::RestoreTo::container(container),
             )
             .await;
-            match r {
-                Ok(r) => {
-                    restored += 1;
-                    println!(
-                        "  {target}: {file} (made {}) → database {} of container {container}: {} in {:.1}s",
-                        manifest.started_at.format("%Y-%m-%d %H:%M UTC"),
-                        r.database,
-                        human_bytes(r.raw_bytes),
-                        r.elapsed.as_secs_f64()
-                    );
-                }
-                Err(e) => {
-                    failed += 1;
-                    println!(
-                        "  {target}: {database} into container {container}: FAILED: {}",
-                        crate::error_text::one_line(e.as_ref())
-                    );
-                }
+            let line = format!("  {target}: {database} into container {container}");
+            if report(&line, &file, &manifest, r) {
+                restored += 1;
+            } else {
+                failed += 1;
             }
         }
     }
