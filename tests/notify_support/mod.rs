@@ -54,7 +54,9 @@ impl Synapse {
         );
         let dir = Scratch::new("synapse");
         let config = dir.path().join("homeserver.yaml");
+        // The generated log config names homeserver.log relative to the working directory.
         let generated = Command::new(&python)
+            .current_dir(dir.path())
             .args(["-m", "synapse.app.homeserver", "--server-name", "localhost"])
             .arg("--config-path")
             .arg(&config)
