@@ -19,6 +19,8 @@ use crate::plan::Target;
 struct Labelled {
     names: Vec<String>,
     urls: Vec<Route>,
+    /// What is wrong with the label (logged when it first shows, not at every discovery).
+    problems: Vec<String>,
 }
 
 /// Sends alerts and pings in the background.
@@ -56,14 +58,17 @@ impl Notifier {
     /// (`stowage plan` shows it too).
     pub fn set_targets<'a>(&self, targets: impl IntoIterator<Item = &'a Target>) {
         let mut map = HashMap::new();
+        let mut current = self.targets.write().unwrap_or_else(|e| e.into_inner());
         for t in targets {
-            let (labelled, problems) = self.labelled(t);
-            for p in problems {
+            let (mut labelled, problems) = self.labelled(t);
+            let known = current.get(&t.name).map_or(&[][..], |l| &l.problems[..]);
+            for p in problems.iter().filter(|p| !known.contains(p)) {
                 tracing::warn!(target = %t.name, "label stowage.notify: {p}");
             }
+            labelled.problems = problems;
             map.insert(t.name.clone(), labelled);
         }
-        *self.targets.write().unwrap_or_else(|e| e.into_inner()) = map;
+        *current = map;
     }
 
     /// The label's names and URL channels, and what is wrong with it.
