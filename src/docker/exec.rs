@@ -198,19 +198,24 @@ impl ExecStream {
 
     /// Drains what is left of the output (discarding stdout) and reads the exit code. The
     /// engine may report the exec as running for a moment after its output closes; this
-    /// waits up to five seconds for the code.
+    /// asks again after 5 ms, doubling up to 100 ms, for about five seconds in all (a
+    /// backup waits for this, so the first answers are asked for soon).
     pub async fn finish(mut self) -> Result<ExitStatus, ExecError> {
         while let Some(chunk) = self.next_stdout().await {
             chunk?;
         }
         let mut code = None;
-        for _ in 0..50 {
+        let mut pause = Duration::from_millis(5);
+        let mut waited = Duration::ZERO;
+        while waited < Duration::from_secs(5) {
             let inspect = self.docker.inspect_exec(&self.id).await?;
             if inspect.running != Some(true) {
                 code = inspect.exit_code;
                 break;
             }
-            tokio::time::sleep(Duration::from_millis(100)).await;
+            tokio::time::sleep(pause).await;
+            waited += pause;
+            pause = (pause * 2).min(Duration::from_millis(100));
         }
         Ok(ExitStatus {
             code,

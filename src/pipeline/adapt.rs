@@ -13,8 +13,16 @@
 //! Each change starts a new zstd frame at the new level (a file of concatenated frames is
 //! standard zstd; every frame carries its own checksum). The raw bytes written at each level
 //! are recorded in the manifest.
+//!
+//! The lowest step is level 1 with a hash table 4× the level's own ([`params`]): on the
+//! realistic benchmark data plain level 1 stores 15–16% more than level 3, this about 11%,
+//! for the same CPU within the noise (BENCHMARKS.md, "The adaptive level's lowest step"). It
+//! keeps `auto` well within 15% of level 3's size on a saturated machine, where it runs at
+//! its lowest step.
 
 use std::collections::BTreeMap;
+
+use super::compress::Params;
 
 /// The level an adaptive backup starts at.
 pub const START: i32 = 3;
@@ -23,6 +31,18 @@ pub const MIN: i32 = 1;
 /// The highest level it goes to: the default level. Higher levels cost several times the
 /// CPU for a few percent of size, which a backup window on a busy host cannot afford.
 pub const MAX: i32 = 3;
+/// log2 of the hash table entries at the lowest step (level 1's own is 13 for large inputs).
+pub const MIN_HASH_LOG: u32 = 15;
+
+/// How the adaptive mode compresses at `level`: the level, with a larger hash table at
+/// [`MIN`].
+pub fn params(level: i32) -> Params {
+    Params {
+        level,
+        hash_log: (level == MIN).then_some(MIN_HASH_LOG),
+    }
+}
+
 /// Dump bytes between two decisions.
 pub const WINDOW: u64 = 16 * 1024 * 1024;
 /// Share of blocks that found a backlog, at or above which the level goes down.

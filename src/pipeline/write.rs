@@ -1,5 +1,5 @@
-//! The write path: dump stream → sha256 · zstd (fixed or adaptive level, optional worker
-//! threads) · (age) · sha256 → file, fsync.
+//! The write path: dump stream → sha256 · zstd ([`super::compress`]: fixed or adaptive level,
+//! optional worker threads) · (age) · sha256 → file ([`super::writeback`]), fsync.
 //!
 //! [`PipelineWriter::write`] gathers exec frames (about 7 KiB each from pg_dump) into blocks,
 //! so there is one hand-over per block instead of one per frame. When the disk or the
@@ -16,11 +16,12 @@ use tokio::sync::mpsc;
 use tokio::task::JoinHandle;
 
 use sha2::{Digest, Sha256};
-use zstd::stream::write::Encoder;
 
 use super::adapt::{self, Adapt};
+use super::compress::{Params, Zstd};
 use super::encryption::Encryption;
 use super::rows::{RowCounter, RowFormat};
+use super::writeback::Writeback;
 use super::{BLOCK_SIZE, CHANNEL_BLOCKS, Compression, HashingWriter, Level};
 
 /// Sizes and hashes of what was written.
@@ -121,12 +122,12 @@ impl PipelineWriter {
 
 /// Where compressed bytes go: the hashed file, or age in front of it.
 enum Sink {
-    Plain(HashingWriter<File>),
-    Age(age::stream::StreamWriter<HashingWriter<File>>),
+    Plain(HashingWriter<Writeback>),
+    Age(age::stream::StreamWriter<HashingWriter<Writeback>>),
 }
 
 impl Sink {
-    fn finish(self) -> io::Result<HashingWriter<File>> {
+    fn finish(self) -> io::Result<HashingWriter<Writeback>> {
         match self {
             Self::Plain(w) => Ok(w),
             Self::Age(w) => w.finish(),
@@ -150,16 +151,6 @@ impl Write for Sink {
     }
 }
 
-/// A zstd encoder on `sink` at `level` with `threads` workers, with frame checksums.
-fn encoder(sink: Sink, level: i32, threads: u32) -> io::Result<Encoder<'static, Sink>> {
-    let mut encoder = Encoder::new(sink, level)?;
-    encoder.include_checksum(true)?;
-    if threads > 0 {
-        encoder.multithread(threads)?;
-    }
-    Ok(encoder)
-}
-
 fn write_all(
     file: File,
     settings: Compression,
@@ -167,18 +158,18 @@ fn write_all(
     mut counter: Option<RowCounter>,
     mut rx: mpsc::Receiver<Msg>,
 ) -> io::Result<Written> {
-    let stored = HashingWriter::new(file);
+    let stored = HashingWriter::new(Writeback::new(file));
     let sink = match encryption {
         Some(e) => Sink::Age(e.wrap(stored)?),
         None => Sink::Plain(stored),
     };
     let threads = settings.threads.resolve();
     let mut adapt = (settings.level == Level::Auto).then(Adapt::default);
-    let level = match settings.level {
-        Level::Fixed(n) => n,
-        Level::Auto => adapt::START,
+    let (level, params) = match settings.level {
+        Level::Fixed(n) => (n, Params::level(n)),
+        Level::Auto => (adapt::START, adapt::params(adapt::START)),
     };
-    let mut zstd = encoder(sink, level, threads)?;
+    let mut zstd = Zstd::new(sink, params, threads)?;
     let mut raw = Sha256::new();
     let mut raw_bytes = 0u64;
     loop {
@@ -195,7 +186,7 @@ fn write_all(
                     let backlog = rx.len() >= CHANNEL_BLOCKS / 4;
                     if let Some(next) = a.record(chunk.len(), backlog, adapt::cpu_times) {
                         tracing::debug!(level = next, "adaptive compression: new level");
-                        zstd = encoder(zstd.finish()?, next, threads)?;
+                        zstd = zstd.set_params(adapt::params(next))?;
                     }
                 }
             }
@@ -205,7 +196,7 @@ fn write_all(
     }
     let stored = zstd.finish()?.finish()?;
     let (file, stored_sha256, stored_bytes) = stored.into_parts();
-    file.sync_all()?;
+    file.into_inner().sync_all()?;
     let (levels, level) = match adapt {
         Some(a) => a.finish(),
         None => (BTreeMap::new(), level),
