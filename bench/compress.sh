@@ -20,6 +20,8 @@
 #   auto0   stowage backup, level auto, threads 0
 #   auto    stowage backup, level auto, threads auto
 #   age     as auto0, encrypted to one age recipient
+#   l3b, auto0b  as l3 and auto0, run by the binary in BEFORE_BIN (an earlier build), for a
+#           before/after comparison in the same interleaved run
 # For each: median wall time and range, median ratio to raw (paired per rep), CPU seconds
 # (stowage's own from /usr/bin/time; the machine's busy time during raw from /proc/stat, less
 # what the docker CLI itself spent receiving the stream, which stowage replaces), the CPU floor
@@ -108,8 +110,12 @@ run() { # $1 = variant; appends "wall cpu rss bytes levels" to $work/$1
 		auto0) env+=(STOWAGE_COMPRESSION__LEVEL=auto STOWAGE_COMPRESSION__THREADS=0) ;;
 		auto) env+=(STOWAGE_COMPRESSION__LEVEL=auto STOWAGE_COMPRESSION__THREADS=auto) ;;
 		age) env+=(STOWAGE_COMPRESSION__LEVEL=auto STOWAGE_COMPRESSION__THREADS=0 STOWAGE_ENCRYPTION__RECIPIENTS="$recipient") ;;
+		l3b) env+=(STOWAGE_COMPRESSION__LEVEL=3 STOWAGE_COMPRESSION__THREADS=0) ;;
+		auto0b) env+=(STOWAGE_COMPRESSION__LEVEL=auto STOWAGE_COMPRESSION__THREADS=0) ;;
 		esac
-		/usr/bin/time -f '%e %U %S %M' -o "$work/time" env "${env[@]}" "$BIN" backup >/dev/null
+		local bin=$BIN
+		case $v in *b) bin=${BEFORE_BIN:?"variant $v needs BEFORE_BIN=path to an earlier stowage build"} ;; esac
+		/usr/bin/time -f '%e %U %S %M' -o "$work/time" env "${env[@]}" "$bin" backup >/dev/null
 		local manifest wall user sys kb
 		manifest=$(find "$work/out" -name '*.zst*.json' -not -path '*/.*/*')
 		read -r wall user sys kb <"$work/time"
@@ -126,7 +132,7 @@ echo "machine: $CORES cores, $(awk '/MemTotal/ {printf "%.0f GiB", $2 / 1048576}
 for gb in "${@:-1 4}"; do
 	seed "$gb"
 	size=$(docker exec "$name" pg_dump -U postgres bench | wc -c) # also warms the cache
-	rm -f "$work"/{raw,shell,l3,l3t,auto0,auto,age}
+	for v in $VARIANTS; do rm -f "${work:?}/$v"; done
 	for rep in $(seq "$REPS"); do
 		for v in $VARIANTS; do run "$v"; done
 		echo "bench: rep $rep of $REPS done" >&2
