@@ -8,10 +8,10 @@
 //! avoids the streaming encoder's ring-buffer copy and its slower "external dictionary" match
 //! path, and on a dump sample held in memory took 16–20% less zstd CPU (`bench/frames.sh`).
 //! In the backup pipeline it measured no gain at level 3 (1.26× raw against 1.14×, own CPU
-//! 11.1 s against 10.6 s; BENCHMARKS.md, "Frames"): the streaming encoder compresses each
-//! 128 KiB block as it arrives, still in cache, where a 4 MiB frame is compressed after its
-//! start has left the core's 2 MiB L2. It also cost 4 MiB of memory. The streaming encoder
-//! stays.
+//! 11.1 s against 10.6 s; BENCHMARKS.md, "One-shot zstd frames: tried, not adopted"), likely
+//! because the streaming encoder compresses each 128 KiB block as it arrives, still in cache,
+//! where a 4 MiB frame is compressed after its start has left the core's 2 MiB L2. It also
+//! cost 4 MiB of memory. The streaming encoder stays.
 //!
 //! This module knows nothing of hashing, encryption or files: it writes to any [`Write`].
 
