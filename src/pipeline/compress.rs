@@ -6,7 +6,7 @@
 //!
 //! **Tried and not adopted: one-shot frames.** Compressing 4 MiB buffers in one call each
 //! avoids the streaming encoder's ring-buffer copy and its slower "external dictionary" match
-//! path, and on a dump sample held in memory took 16–20% less zstd CPU (`bench/frames.sh`).
+//! path, and on a dump sample held in memory took 12–25% less zstd CPU (`bench/frames.sh`).
 //! In the backup pipeline it measured no gain at level 3 (1.26× raw against 1.14×, own CPU
 //! 11.1 s against 10.6 s; BENCHMARKS.md, "One-shot zstd frames: tried, not adopted"), likely
 //! because the streaming encoder compresses each 128 KiB block as it arrives, still in cache,

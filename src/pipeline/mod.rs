@@ -1,8 +1,9 @@
 //! The byte pipeline between a dump stream and an artifact file, both ways.
 //!
-//! Write path ([`mod@write`]): sha256 of the raw dump, zstd ([`compress`]), optionally
-//! age, sha256 of the stored bytes, file written out as it grows ([`writeback`]), fsync. Read path ([`read`]): file, optionally age, zstd, sha256 of the raw
-//! dump, into blocks for a restore's stdin. Both run their codecs on one blocking thread and
+//! Write path ([`mod@write`]): sha256 of the raw dump, zstd ([`compress`]), optionally age,
+//! sha256 of the stored bytes, file written out as it grows ([`writeback`]), fsync. Read path
+//! ([`read`]): file, optionally age, zstd, sha256 of the raw dump, into blocks for a restore's
+//! stdin. Both run their codecs on one blocking thread and
 //! meet the async side at a bounded channel of [`CHANNEL_BLOCKS`] blocks of up to
 //! [`BLOCK_SIZE`] bytes, so memory stays bounded whatever the dump size and the slower side
 //! sets the pace (backpressure). This module knows nothing of containers or file names;

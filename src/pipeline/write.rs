@@ -165,9 +165,9 @@ fn write_all(
     };
     let threads = settings.threads.resolve();
     let mut adapt = (settings.level == Level::Auto).then(Adapt::default);
-    let (level, params) = match settings.level {
-        Level::Fixed(n) => (n, Params::level(n)),
-        Level::Auto => (adapt::START, adapt::params(adapt::START)),
+    let params = match settings.level {
+        Level::Fixed(n) => Params::level(n),
+        Level::Auto => adapt::params(adapt::START),
     };
     let mut zstd = Zstd::new(sink, params, threads)?;
     let mut raw = Sha256::new();
@@ -199,7 +199,7 @@ fn write_all(
     file.into_inner().sync_all()?;
     let (levels, level) = match adapt {
         Some(a) => a.finish(),
-        None => (BTreeMap::new(), level),
+        None => (BTreeMap::new(), params.level),
     };
     Ok(Written {
         raw_bytes,
