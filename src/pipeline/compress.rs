@@ -1,24 +1,33 @@
-//! zstd on the writer thread: the streaming encoder at a level and its parameters, with frame
-//! checksums, optionally with worker threads; a change of parameters ends the frame.
+//! zstd on the writer thread: a level and its parameters, frame checksums, optionally worker
+//! threads; a change of parameters ends the frame.
 //!
-//! The output is standard: a file of one or more concatenated frames, each with its
-//! checksum, which `zstd -d` and every zstd library read as one stream.
+//! The output is standard: a file of concatenated frames, each with its checksum, which
+//! `zstd -d` and every zstd library read as one stream.
 //!
-//! **Tried and not adopted: one-shot frames.** Compressing 4 MiB buffers in one call each
-//! avoids the streaming encoder's ring-buffer copy and its slower "external dictionary" match
-//! path, and on a dump sample held in memory took 12–25% less zstd CPU (`bench/frames.sh`).
-//! In the backup pipeline it measured no gain at level 3 (1.26× raw against 1.14×, own CPU
-//! 11.1 s against 10.6 s; BENCHMARKS.md, "One-shot zstd frames: tried, not adopted"), likely
-//! because the streaming encoder compresses each 128 KiB block as it arrives, still in cache,
-//! where a 4 MiB frame is compressed after its start has left the core's 2 MiB L2. It also
-//! cost 4 MiB of memory. The streaming encoder stays.
+//! **Without worker threads (the default) the dump is cut into frames of [`FRAME_SIZE`]**
+//! (1 MiB of dump each), gathered in a buffer and compressed in one call. zstd's streaming
+//! encoder copies its input into a ring buffer and, once the ring has wrapped, searches for
+//! matches in two pieces of memory (its slower "external dictionary" path); a whole frame in
+//! one buffer avoids both. In the backup pipeline (BENCHMARKS.md, "1 MiB zstd frames") level
+//! 3 took 15% less of stowage's own CPU (median of ten paired runs) and 3% less wall time,
+//! for a file 0.9% larger (each frame starts with an empty window); `auto` 8% less CPU. Other
+//! sizes measured: 512 KiB saved less (11%) and stored 2.2% more, 2 MiB saved half as much,
+//! and 4 MiB (on another host) cost more CPU than streaming. The gathering buffer and the
+//! compressed frame take about 2 MiB, in place of the streaming encoder's own window buffer:
+//! peak memory is unchanged (21–22 MiB).
+//!
+//! **With worker threads** the streaming encoder stays: zstd's workers cut their own jobs.
 //!
 //! This module knows nothing of hashing, encryption or files: it writes to any [`Write`].
 
 use std::io::{self, Write};
 
+use zstd::bulk::Compressor;
 use zstd::stream::write::Encoder;
-use zstd::zstd_safe::CParameter;
+use zstd::zstd_safe::{CParameter, compress_bound};
+
+/// Dump bytes per frame without worker threads.
+pub const FRAME_SIZE: usize = 1 << 20;
 
 /// How a frame is compressed: the zstd level, and a hash table size other than the level's.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -41,37 +50,111 @@ impl Params {
 
 /// A zstd compressor writing frames to `W`.
 pub struct Zstd<W: Write> {
-    encoder: Encoder<'static, W>,
+    inner: Inner<W>,
     threads: u32,
 }
 
+enum Inner<W: Write> {
+    Frames(Frames<W>),
+    Stream(Encoder<'static, W>),
+}
+
 impl<W: Write> Zstd<W> {
-    /// A compressor on `sink` with `threads` workers (0: on the calling thread).
+    /// A compressor on `sink` with `threads` workers (0: on the calling thread, in frames of
+    /// [`FRAME_SIZE`]).
     pub fn new(sink: W, params: Params, threads: u32) -> io::Result<Self> {
-        let mut encoder = Encoder::new(sink, params.level)?;
-        encoder.include_checksum(true)?;
-        if let Some(log) = params.hash_log {
-            encoder.set_parameter(CParameter::HashLog(log))?;
-        }
-        if threads > 0 {
+        let inner = if threads == 0 {
+            Inner::Frames(Frames::new(sink, params)?)
+        } else {
+            let mut encoder = Encoder::new(sink, params.level)?;
+            encoder.include_checksum(true)?;
+            if let Some(log) = params.hash_log {
+                encoder.set_parameter(CParameter::HashLog(log))?;
+            }
             encoder.multithread(threads)?;
-        }
-        Ok(Self { encoder, threads })
+            Inner::Stream(encoder)
+        };
+        Ok(Self { inner, threads })
     }
 
     /// Compresses `data`.
     pub fn write_all(&mut self, data: &[u8]) -> io::Result<()> {
-        self.encoder.write_all(data)
+        match &mut self.inner {
+            Inner::Frames(f) => f.write_all(data),
+            Inner::Stream(e) => e.write_all(data),
+        }
     }
 
     /// Ends the current frame and compresses what follows with `params`.
     pub fn set_params(self, params: Params) -> io::Result<Self> {
-        Self::new(self.encoder.finish()?, params, self.threads)
+        let threads = self.threads;
+        Self::new(self.finish()?, params, threads)
     }
 
     /// Ends the last frame and returns the sink.
     pub fn finish(self) -> io::Result<W> {
-        self.encoder.finish()
+        match self.inner {
+            Inner::Frames(f) => f.finish(),
+            Inner::Stream(e) => e.finish(),
+        }
+    }
+}
+
+/// Frames of up to [`FRAME_SIZE`] dump bytes, each compressed in one call.
+struct Frames<W: Write> {
+    sink: W,
+    cctx: Compressor<'static>,
+    /// The frame being gathered (never grows past [`FRAME_SIZE`], so never reallocates).
+    pending: Vec<u8>,
+    /// The last compressed frame (room for the worst case, so never reallocates).
+    out: Vec<u8>,
+    /// Whether a frame was written (an empty dump still gets one).
+    wrote: bool,
+}
+
+impl<W: Write> Frames<W> {
+    fn new(sink: W, params: Params) -> io::Result<Self> {
+        let mut cctx = Compressor::new(params.level)?;
+        cctx.include_checksum(true)?;
+        if let Some(log) = params.hash_log {
+            cctx.set_parameter(CParameter::HashLog(log))?;
+        }
+        Ok(Self {
+            sink,
+            cctx,
+            pending: Vec::with_capacity(FRAME_SIZE),
+            out: Vec::with_capacity(compress_bound(FRAME_SIZE)),
+            wrote: false,
+        })
+    }
+
+    fn write_all(&mut self, mut data: &[u8]) -> io::Result<()> {
+        while !data.is_empty() {
+            let n = (FRAME_SIZE - self.pending.len()).min(data.len());
+            self.pending.extend_from_slice(&data[..n]);
+            data = &data[n..];
+            if self.pending.len() == FRAME_SIZE {
+                self.frame()?;
+            }
+        }
+        Ok(())
+    }
+
+    /// Compresses what is gathered into one frame and writes it.
+    fn frame(&mut self) -> io::Result<()> {
+        self.out.clear();
+        self.cctx.compress_to_buffer(&self.pending, &mut self.out)?;
+        self.sink.write_all(&self.out)?;
+        self.pending.clear();
+        self.wrote = true;
+        Ok(())
+    }
+
+    fn finish(mut self) -> io::Result<W> {
+        if !self.pending.is_empty() || !self.wrote {
+            self.frame()?;
+        }
+        Ok(self.sink)
     }
 }
 
@@ -132,6 +215,35 @@ mod tests {
         let empty = compress(&[], Params::level(3), 0);
         assert_eq!(frames(&empty), 1);
         assert!(zstd::decode_all(&empty[..]).unwrap().is_empty());
+    }
+
+    #[test]
+    fn without_threads_the_dump_is_cut_into_frames_of_frame_size() {
+        let data = dump(2 * FRAME_SIZE + 12_345);
+        let file = compress(&data, Params::level(3), 0);
+        assert_eq!(frames(&file), 3);
+        let mut rest = &file[..];
+        let mut sizes = Vec::new();
+        while !rest.is_empty() {
+            let len = zstd::zstd_safe::find_frame_compressed_size(rest).unwrap();
+            sizes.push(zstd::decode_all(&rest[..len]).unwrap().len());
+            rest = &rest[len..];
+        }
+        assert_eq!(sizes, [FRAME_SIZE, FRAME_SIZE, 12_345]);
+        assert_eq!(zstd::decode_all(&file[..]).unwrap(), data);
+        // Writes that stop a byte short of a frame's end, then span more than a whole frame.
+        let mut z = Zstd::new(Vec::new(), Params::level(3), 0).unwrap();
+        z.write_all(&data[..FRAME_SIZE - 1]).unwrap();
+        z.write_all(&data[FRAME_SIZE - 1..2 * FRAME_SIZE + 1])
+            .unwrap();
+        z.write_all(&data[2 * FRAME_SIZE + 1..]).unwrap();
+        let file = z.finish().unwrap();
+        assert_eq!(frames(&file), 3);
+        assert_eq!(zstd::decode_all(&file[..]).unwrap(), data);
+        // With a worker, zstd's streaming encoder: one frame.
+        let file = compress(&data, Params::level(3), 1);
+        assert_eq!(frames(&file), 1);
+        assert_eq!(zstd::decode_all(&file[..]).unwrap(), data);
     }
 
     #[test]
