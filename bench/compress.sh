@@ -7,7 +7,9 @@
 #   REPS=5 (default) runs of each command, interleaved; VARIANTS=... to pick commands;
 #   ROWS=N rows in the first GB (2,200,000: about 1 GB of dump);
 #   CONTAINER=NAME reuses a running PostgreSQL container from an earlier run (kept, not removed;
-#   its data is seeded only where missing) instead of starting and seeding a new one
+#   its data is seeded only where missing) instead of starting and seeding a new one;
+#   RESULTS=DIR keeps each run's figures (DIR/GB-VARIANT: one line per run, in the order run,
+#   "wall cpu rss bytes levels") for paired comparisons across several runs of the script
 #
 # Data: bench/realistic.sql (prose from a word list, md5 tokens, numerics, timestamps, jsonb,
 # ~5% random bytea; zstd -3 ratio ~3.3). The 1 GB table is made once; larger sizes copy its
@@ -161,5 +163,8 @@ for gb in "${@:-1 4}"; do
 			"$r" "$rmin" "$rmax" "$cpu" "$f" "$p" "$pmin" "$pmax" \
 			"$([ "$rss" = 0 ] && echo - || echo "$rss")" \
 			"$([ "$bytes" = 0 ] && echo - || numfmt --to=iec "$bytes")" "$levels"
+		if [ -n "${RESULTS:-}" ]; then
+			mkdir -p "$RESULTS" && cp "$work/$v" "$RESULTS/$gb-$v"
+		fi
 	done
 done
