@@ -1,7 +1,7 @@
 //! Writing an artifact out to disk while the backup runs, not all at its end.
 //!
 //! Without this, every byte of an artifact sits dirty in the page cache until the closing
-//! `fsync`, which then writes the whole file while the backup waits (0.24 s for a 380 MB
+//! `fsync`, which then writes the whole file while the backup waits (0.24 s for a 331 MB
 //! artifact on the benchmark machine, BENCHMARKS.md), and the file's pages push the
 //! database's own pages out of the cache. [`Writeback`] tells the kernel, once per [`WINDOW`]
 //! written, `POSIX_FADV_DONTNEED` for the last two windows: on Linux this starts the
