@@ -16,6 +16,9 @@
 # rows with new ids (copies sit a whole table apart, far beyond zstd's window, so the ratio
 # stays). Commands, each REPS times in turn, after one warm-up dump:
 #   raw     docker exec C pg_dump -U postgres bench > /dev/null
+#   rawbuf  docker exec C stdbuf -o 65536 pg_dump … > /dev/null   (the raw dump with the
+#           stdout buffer stowage gives pg_dump where the image has stdbuf; when it is among
+#           the variants, the CPU floor is measured against it, the chain stowage really runs)
 #   shell   docker exec C pg_dump … | zstd -3 -T0 | tee FILE | sha256sum   (the stock pipeline)
 #   l3      stowage backup, level 3, threads 0      (the defaults; the CPU floor comparison)
 #   l3t     stowage backup, level 3, threads auto
@@ -91,9 +94,11 @@ run() { # $1 = variant; appends "wall cpu rss bytes levels" to $work/$1
 	local v=$1 t0 b0 wall
 	rm -rf "${work:?}/out" && mkdir -p "$work/out"
 	case $v in
-	raw)
+	raw | rawbuf)
+		local buf=()
+		[ "$v" = rawbuf ] && buf=(stdbuf -o 65536)
 		b0=$(busy) t0=$(now)
-		/usr/bin/time -f '%U %S' -o "$work/time" docker exec "$name" pg_dump -U postgres bench >/dev/null
+		/usr/bin/time -f '%U %S' -o "$work/time" docker exec "$name" "${buf[@]}" pg_dump -U postgres bench >/dev/null
 		wall=$(awk -v a="$(now)" -v b="$t0" 'BEGIN {print a - b}')
 		# The machine's busy CPU-s, less the CLI's own (stowage takes the CLI's place).
 		echo "$wall $(awk -v a="$(busy)" -v b="$b0" -v t="$TICK" -v cli="$(awk '{print $1 + $2}' "$work/time")" 'BEGIN {print (a - b) / t - cli}') 0 0 -" >>"$work/$v"
@@ -142,16 +147,21 @@ for gb in "${@:-1 4}"; do
 	echo
 	echo "$DATA data, dump $(numfmt --to=iec "$size"), REPS=$REPS; median (min–max)"
 	echo
+	floor_base=raw
+	case " $VARIANTS " in *" rawbuf "*) floor_base=rawbuf ;; esac
+	echo "CPU floor of the stowage variants measured against $floor_base"
+	echo
 	echo "| command | wall (s) | ratio to raw | CPU s (own) | CPU floor (s) | wall / floor | peak RSS (MiB) | artifact | zstd levels (median run) |"
 	echo "|---|---|---|---|---|---|---|---|---|"
 	for v in $VARIANTS; do
 		read -r w wmin wmax < <(cut -d' ' -f1 "$work/$v" | stats)
 		ratio=$(paste -d' ' <(cut -d' ' -f1 "$work/$v") <(cut -d' ' -f1 "$work/raw") | awk '{print $1 / $2}' | stats %.3f)
 		read -r cpu _ _ < <(cut -d' ' -f2 "$work/$v" | stats)
-		floor=$(paste -d' ' <(cut -d' ' -f2 "$work/raw") <(cut -d' ' -f2 "$work/$v") <(cut -d' ' -f1 "$work/raw") |
-			awk -v c="$CORES" -v own="$v" '{f = ($1 + (own == "raw" ? 0 : $2)) / c; if (f < $3) f = $3; print f}' | stats)
-		per=$(paste -d' ' <(cut -d' ' -f1 "$work/$v") <(paste -d' ' <(cut -d' ' -f2 "$work/raw") <(cut -d' ' -f2 "$work/$v") <(cut -d' ' -f1 "$work/raw") |
-			awk -v c="$CORES" -v own="$v" '{f = ($1 + (own == "raw" ? 0 : $2)) / c; if (f < $3) f = $3; print f}') | awk '{print $1 / $2}' | stats %.3f)
+		case $v in raw*) base=$v ;; *) base=$floor_base ;; esac
+		floor=$(paste -d' ' <(cut -d' ' -f2 "$work/$base") <(cut -d' ' -f2 "$work/$v") <(cut -d' ' -f1 "$work/$base") |
+			awk -v c="$CORES" -v own="$v" '{f = ($1 + (own ~ /^raw/ ? 0 : $2)) / c; if (f < $3) f = $3; print f}' | stats)
+		per=$(paste -d' ' <(cut -d' ' -f1 "$work/$v") <(paste -d' ' <(cut -d' ' -f2 "$work/$base") <(cut -d' ' -f2 "$work/$v") <(cut -d' ' -f1 "$work/$base") |
+			awk -v c="$CORES" -v own="$v" '{f = ($1 + (own ~ /^raw/ ? 0 : $2)) / c; if (f < $3) f = $3; print f}') | awk '{print $1 / $2}' | stats %.3f)
 		rss=$(cut -d' ' -f3 "$work/$v" | sort -n | tail -1)
 		bytes=$(cut -d' ' -f4 "$work/$v" | sort -n | awk '{a[NR] = $1} END {print a[int((NR + 1) / 2)]}')
 		levels=$(sort -g "$work/$v" | awk '{a[NR] = $5} END {print a[int((NR + 1) / 2)]}')

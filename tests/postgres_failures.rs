@@ -44,12 +44,14 @@ fn a_database_that_does_not_exist_fails_with_the_container_named() {
     );
 }
 
-#[test]
-fn container_stopped_during_the_dump_leaves_no_artifact() {
-    let instance = unique("stop");
-    let dir = Scratch::new("stop");
+/// A backup whose pg_dump (held at a lock, with its temp file written) is interrupted by
+/// `docker <action> CONTAINER`; returns the instance, the backup dir, the container and what
+/// the backup printed.
+fn interrupted_dump(tag: &str, action: &[&str]) -> (String, Scratch, Pg, std::process::Output) {
+    let instance = unique(tag);
+    let dir = Scratch::new(tag);
     let pg = Pg::start(
-        "stop",
+        tag,
         PgOptions {
             labels: target_labels(&instance),
             env: pg_env(),
@@ -61,9 +63,17 @@ fn container_stopped_during_the_dump_leaves_no_artifact() {
     let child = spawn_backup(dir.path(), &instance);
     pg.wait_for_process("pg_dump");
     wait_for_temp_file(dir.path());
-    docker(&["kill", &pg.c.name]);
+    let mut args = action.to_vec();
+    args.push(&pg.c.name);
+    docker(&args);
     let out = child.wait_with_output().unwrap();
     drop(lock);
+    (instance, dir, pg, out)
+}
+
+#[test]
+fn container_stopped_during_the_dump_leaves_no_artifact() {
+    let (instance, dir, pg, out) = interrupted_dump("stop", &["kill"]);
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert_eq!(out.status.code(), Some(1), "{stderr}");
     assert!(
@@ -89,6 +99,26 @@ fn container_stopped_during_the_dump_leaves_no_artifact() {
     let (code, _, stderr) = run_stowage(dir.path(), &instance, &["backup", &pg.c.name]);
     assert_eq!(code, 1, "{stderr}");
     assert!(stderr.contains("not running"), "{stderr}");
+}
+
+#[test]
+fn container_restarted_during_the_dump_is_not_blamed_on_credentials() {
+    // Restarted, the container is running again when the dump tool's failure is judged:
+    // only its start time tells that it went down during the dump.
+    let (_, dir, _pg, out) = interrupted_dump("restart", &["restart", "-t", "0"]);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{stderr}");
+    assert!(
+        stderr.contains("stopped during the dump (or was restarted)"),
+        "{stderr}"
+    );
+    assert!(!stderr.contains("credentials"), "{stderr}");
+    assert!(stderr.contains("temporary=true"), "{stderr}");
+    assert!(
+        artifacts(dir.path()).is_empty() && temp_files(dir.path()).is_empty(),
+        "{:?}",
+        files_under(dir.path())
+    );
 }
 
 #[test]

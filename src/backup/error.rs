@@ -118,7 +118,7 @@ pub fn exit_text(tool: &str, status: &ExitStatus, container_running: bool) -> St
         .filter(|c| (129..160).contains(c))
         .map(|c| c - 128);
     if !container_running {
-        out.push_str(". The container stopped during the dump; start it and run the backup again");
+        out.push_str(". The container stopped during the dump (or was restarted); check that it is running, then run the backup again");
     } else if let Some(sig) = signal {
         out.push_str(&format!(
             ". {tool} was killed by signal {sig}: the container was stopped or restarted, or ran out of memory, during the dump; run the backup again"

@@ -2,7 +2,8 @@
 //!
 //! A [`Session`] is opened per target run: it checks that the container runs, reads the
 //! variables that live in files inside it ([`crate::engine::resolve`]), picks where commands
-//! run ([`crate::engine::site`]) and asks the dump tool its version. Then, per database,
+//! run ([`crate::engine::site`]) and asks the dump tool its version (and whether it runs under
+//! `stdbuf`, [`buffer`]). Then, per database,
 //! [`Session::dump`] runs the dump as an exec and streams its stdout through the
 //! [`crate::pipeline`] into a temp file, and decides. Success needs all of: exit code 0, no
 //! error pattern on stderr, the engine's completeness marker near the end of the stream, and a
@@ -11,6 +12,7 @@
 //! database and the step, and says what to do. What happens around a target's backups
 //! (ordering, retention, uploads) is [`crate::job`]'s business, not this module's.
 
+mod buffer;
 mod error;
 pub mod hooks;
 mod judge;
@@ -29,7 +31,6 @@ use chrono::Utc;
 pub use error::{BackupError, Failure, Step, exit_text, pre_hook_failed, stop_failed};
 use error::{databases_label, target_error};
 
-use crate::docker::exec::{self, ExecRequest, last_lines};
 use crate::engine::Invocation;
 use crate::engine::resolve::resolve_values;
 use crate::engine::site::Site;
@@ -119,7 +120,12 @@ pub struct Session<'a> {
     site: Site,
     values: BTreeMap<String, String>,
     version: Option<String>,
+    /// Whether the dump tool runs under `stdbuf` (`stdout_buffer`, [`buffer`]).
+    stdbuf: bool,
     image_id: Option<String>,
+    /// The container's `StartedAt` when the session opened: a failed dump compares it to
+    /// tell a restart during the dump from a failure of the tool's own.
+    container_started: Option<String>,
 }
 
 impl<'a> Session<'a> {
@@ -136,6 +142,7 @@ impl<'a> Session<'a> {
             .await
             .map_err(|e| fail(Step::Inspect, Failure::Exec(e.into())))?;
         let image_id = inspected.image.clone();
+        let container_started = inspected.state.as_ref().and_then(|s| s.started_at.clone());
         let state = inspected
             .state
             .and_then(|s| s.status)
@@ -164,7 +171,7 @@ impl<'a> Session<'a> {
         )
         .await
         .map_err(|e| fail(Step::Helper, Failure::Site(e)))?;
-        let version = dump_tool_version(docker, target, &site, &values).await;
+        let probed = buffer::probe(docker, target, &site, &values).await;
         crate::fault::point("session:opened");
         Ok(Session {
             docker,
@@ -172,8 +179,10 @@ impl<'a> Session<'a> {
             opts,
             site,
             values,
-            version,
+            version: probed.version,
+            stdbuf: probed.stdbuf,
             image_id,
+            container_started,
         })
     }
 
@@ -202,34 +211,6 @@ impl<'a> Session<'a> {
     /// Removes the helper container, if one was started.
     pub async fn close(self) {
         self.site.remove(self.docker).await;
-    }
-}
-
-/// The first line of the dump tool's version output; `None` (with a warning) if unavailable.
-async fn dump_tool_version(
-    docker: &Docker,
-    target: &Target,
-    site: &Site,
-    values: &BTreeMap<String, String>,
-) -> Option<String> {
-    let argv = target.engine.version_invocation(values)?;
-    let req = ExecRequest {
-        argv,
-        ..Default::default()
-    };
-    match exec::capture(docker, &site.container_id, &req, 4096).await {
-        Ok((out, status)) if status.success() => String::from_utf8_lossy(&out)
-            .lines()
-            .next()
-            .map(|l| l.trim().to_string()),
-        Ok((_, status)) => {
-            tracing::warn!(target = %target.name, "could not read the dump tool's version: {}", last_lines(&status.stderr, 2));
-            None
-        }
-        Err(e) => {
-            tracing::warn!(target = %target.name, "could not read the dump tool's version: {e}");
-            None
-        }
     }
 }
 

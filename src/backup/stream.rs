@@ -7,7 +7,7 @@ use std::time::Instant;
 
 use tokio::io::AsyncWriteExt;
 
-use super::{Failure, PROGRESS_EVERY, Session, Step, io, judge};
+use super::{Failure, PROGRESS_EVERY, Session, Step, buffer, io, judge};
 use crate::docker::exec::{self, ExecError, ExecRequest, ExecStream};
 use crate::engine::Invocation;
 use crate::engine::trailer::Checker;
@@ -31,6 +31,27 @@ impl Session<'_> {
             .map_err(|e| (Step::Dump, Failure::Exec(e)))
     }
 
+    /// Judges the dump tool's exit ([`judge::judge_exit`]) against this session's container.
+    async fn judge_exit(
+        &self,
+        status: exec::ExitStatus,
+        dump: &crate::engine::spec::Dump,
+        tool: String,
+        database: &str,
+    ) -> Result<(), (Step, Failure)> {
+        let started = self.container_started.as_deref();
+        judge::judge_exit(
+            self.docker,
+            self.target,
+            status,
+            dump,
+            tool,
+            database,
+            started,
+        )
+        .await
+    }
+
     /// Streams the dump tool's stdout into the pipeline and judges it.
     pub(super) async fn via_stdout(
         &self,
@@ -41,6 +62,7 @@ impl Session<'_> {
     ) -> Result<(), (Step, Failure)> {
         let dump = inv.dump.clone().expect("dump invocations carry their spec");
         let tool = inv.argv[0].clone();
+        let inv = buffer::buffered(inv, self.stdbuf);
         let mut stream = self.start_tool(inv.clone(), user).await?;
         crate::fault::point("dump:exec-started");
         send_line(&mut stream, inv.stdin.as_ref()).await?;
@@ -53,7 +75,7 @@ impl Session<'_> {
             .finish()
             .await
             .map_err(|e| (Step::Dump, Failure::Exec(e)))?;
-        judge::judge_exit(self.docker, self.target, status, &dump, tool, database).await?;
+        self.judge_exit(status, &dump, tool, database).await?;
         match judge::judge_end(&dump, &tail, checker) {
             Some(failure) => Err((Step::Check, failure)),
             None => Ok(()),
@@ -82,7 +104,7 @@ impl Session<'_> {
             .finish()
             .await
             .map_err(|e| (Step::Dump, Failure::Exec(e)))?;
-        judge::judge_exit(self.docker, self.target, status, &dump, tool, database).await?;
+        self.judge_exit(status, &dump, tool, database).await?;
         tracing::debug!(target = %self.target.name, database, path, "dump written in the container; streaming it out");
         let cat = ExecRequest {
             argv: ["cat", "--", path].map(String::from).to_vec(),

@@ -174,7 +174,18 @@ pub struct Dump {
     /// password there); may hold secrets. Dropped when one of its optional variables is
     /// absent.
     pub stdin: Option<String>,
+    /// The stdout buffer, in bytes, the tool runs with when the container has coreutils'
+    /// `stdbuf` (`stdbuf -o N`). stdio gives a pipe 4 KiB, and a dump written 4 KiB per
+    /// write(2) costs a wake-up per 4 KiB all along the exec chain. Only for tools that
+    /// write through C stdio (not Go's); without `stdbuf`, the tool runs as written.
+    pub stdout_buffer: Option<usize>,
 }
+
+/// The smallest `stdout_buffer` that is worth a wrapper (stdio's own for a pipe).
+pub const MIN_STDOUT_BUFFER: usize = 4096;
+/// The largest `stdout_buffer`: beyond it a buffer costs memory in the database's container
+/// and, measured, no time (BENCHMARKS.md).
+pub const MAX_STDOUT_BUFFER: usize = 1 << 20;
 
 fn default_marker_window() -> usize {
     4096
@@ -288,6 +299,16 @@ impl Engine {
                     &format!("{field}.argv"),
                     "{file} belongs in the argv of a dump with to_file = true, and only there"
                         .into(),
+                ));
+            }
+            if let Some(n) = d.stdout_buffer
+                && (d.to_file || !(MIN_STDOUT_BUFFER..=MAX_STDOUT_BUFFER).contains(&n))
+            {
+                return Err(err(
+                    &format!("{field}.stdout_buffer"),
+                    format!(
+                        "{n}: must be {MIN_STDOUT_BUFFER} to {MAX_STDOUT_BUFFER} bytes, and only on a dump that writes to stdout (not to_file)"
+                    ),
                 ));
             }
             if d.warn_exit_codes.contains(&0) {

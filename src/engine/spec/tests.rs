@@ -44,3 +44,28 @@ fn errors_name_file_and_field() {
     let e = Engine::from_toml("my.toml", &MINIMAL.replace("env:P", "nv:P")).unwrap_err();
     assert!(e.reason.contains("env:NAME"), "{e}");
 }
+
+#[test]
+fn a_stdout_buffer_is_checked_for_its_size_and_its_dump() {
+    let with =
+        |line: &str| MINIMAL.replace("argv = [\"dump\"]", &format!("argv = [\"dump\"]\n{line}"));
+    let e = Engine::from_toml("x.toml", &with("stdout_buffer = 65536")).unwrap();
+    assert_eq!(e.spec.dump.stdout_buffer, Some(65536));
+    for bad in ["stdout_buffer = 512", "stdout_buffer = 2097152"] {
+        let e = Engine::from_toml("x.toml", &with(bad))
+            .unwrap_err()
+            .to_string();
+        assert!(
+            e.contains("dump.stdout_buffer") && e.contains("4096 to 1048576"),
+            "{e}"
+        );
+    }
+    let to_file = MINIMAL.replace(
+        "argv = [\"dump\"]",
+        "argv = [\"dump\", \"{file}\"]\nto_file = true\nstdout_buffer = 65536",
+    );
+    let e = Engine::from_toml("x.toml", &to_file)
+        .unwrap_err()
+        .to_string();
+    assert!(e.contains("not to_file"), "{e}");
+}
