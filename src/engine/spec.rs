@@ -183,8 +183,8 @@ pub struct Dump {
 
 /// The smallest `stdout_buffer` that is worth a wrapper (stdio's own for a pipe).
 pub const MIN_STDOUT_BUFFER: usize = 4096;
-/// The largest `stdout_buffer`: beyond it a buffer costs memory in the database's container
-/// and, measured, no time (BENCHMARKS.md).
+/// The largest `stdout_buffer`: a larger buffer costs memory in the database's container, and
+/// 1 MiB was already slower than 64 KiB (BENCHMARKS.md).
 pub const MAX_STDOUT_BUFFER: usize = 1 << 20;
 
 fn default_marker_window() -> usize {
