@@ -68,52 +68,44 @@ pub(super) async fn probe(
     let version_argv = engine.version_invocation(values);
     if let Some(size) = size {
         let argv = version_argv.clone().unwrap_or_else(|| vec!["true".into()]);
-        let req = ExecRequest {
-            argv: under_stdbuf(argv, size),
-            ..Default::default()
-        };
-        match exec::capture(docker, &site.container_id, &req, 4096).await {
-            Ok((out, status)) if status.success() => {
+        match run(docker, site, under_stdbuf(argv, size)).await {
+            Ok(out) => {
                 return Probed {
                     version: version_argv.and_then(|_| first_line(&out)),
                     stdbuf: true,
                 };
             }
-            Ok((_, status)) => {
-                tracing::debug!(target = %target.name, "stdbuf does not run here ({}): the dump tool writes through its default stdout buffer", last_lines(&status.stderr, 2));
-            }
-            Err(e) => {
-                tracing::debug!(target = %target.name, "stdbuf could not be tried ({e}): the dump tool writes through its default stdout buffer");
+            Err(why) => {
+                tracing::debug!(target = %target.name, "stdbuf does not run here ({why}): the dump tool writes through its default stdout buffer");
             }
         }
     }
+    let version = match version_argv {
+        Some(argv) => match run(docker, site, argv).await {
+            Ok(out) => first_line(&out),
+            Err(why) => {
+                tracing::warn!(target = %target.name, "could not read the dump tool's version: {why}");
+                None
+            }
+        },
+        None => None,
+    };
     Probed {
-        version: plain_version(docker, target, site, version_argv).await,
+        version,
         stdbuf: false,
     }
 }
 
-/// The first line of the dump tool's version output; `None` (with a warning) if unavailable.
-async fn plain_version(
-    docker: &Docker,
-    target: &Target,
-    site: &Site,
-    argv: Option<Vec<String>>,
-) -> Option<String> {
+/// Runs `argv` where commands run: its stdout (up to 4 KiB) if it exits 0, else why not.
+async fn run(docker: &Docker, site: &Site, argv: Vec<String>) -> Result<Vec<u8>, String> {
     let req = ExecRequest {
-        argv: argv?,
+        argv,
         ..Default::default()
     };
     match exec::capture(docker, &site.container_id, &req, 4096).await {
-        Ok((out, status)) if status.success() => first_line(&out),
-        Ok((_, status)) => {
-            tracing::warn!(target = %target.name, "could not read the dump tool's version: {}", last_lines(&status.stderr, 2));
-            None
-        }
-        Err(e) => {
-            tracing::warn!(target = %target.name, "could not read the dump tool's version: {e}");
-            None
-        }
+        Ok((out, status)) if status.success() => Ok(out),
+        Ok((_, status)) => Err(last_lines(&status.stderr, 2)),
+        Err(e) => Err(e.to_string()),
     }
 }
 
