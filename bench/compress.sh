@@ -9,7 +9,7 @@
 #   CONTAINER=NAME reuses a running PostgreSQL container from an earlier run (kept, not removed;
 #   its data is seeded only where missing) instead of starting and seeding a new one;
 #   RESULTS=DIR keeps each run's figures (DIR/GB-VARIANT: one line per run, in the order run,
-#   "wall cpu rss bytes levels") for paired comparisons across several runs of the script
+#   "wall cpu rss bytes machine levels") for paired comparisons across several runs of the script
 #
 # Data: bench/realistic.sql (prose from a word list, md5 tokens, numerics, timestamps, jsonb,
 # ~5% random bytea; zstd -3 ratio ~3.3). The 1 GB table is made once; larger sizes copy its
@@ -21,6 +21,7 @@
 #           the variants, the CPU floor is measured against it, the chain stowage really runs)
 #   shell   docker exec C pg_dump … | zstd -3 -T0 | tee FILE | sha256sum   (the stock pipeline)
 #   l3      stowage backup, level 3, threads 0      (the defaults; the CPU floor comparison)
+#   l1      stowage backup, level 1, threads 0
 #   l3t     stowage backup, level 3, threads auto
 #   auto0   stowage backup, level auto, threads 0
 #   auto    stowage backup, level auto, threads auto
@@ -30,7 +31,9 @@
 # For each: median wall time and range, median ratio to raw (paired per rep), CPU seconds
 # (stowage's own from /usr/bin/time; the machine's busy time during raw from /proc/stat, less
 # what the docker CLI itself spent receiving the stream, which stowage replaces), the CPU floor
-# max(raw wall, (raw CPU - CLI CPU + own CPU) / cores), peak RSS, artifact size.
+# max(raw wall, (raw CPU - CLI CPU + own CPU) / cores), how busy the machine's cores were
+# (busy CPU-s from /proc/stat over cores x wall: below 100% some core sat idle while the chain
+# waited on itself), peak RSS, artifact size.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 REPS=${REPS:-5}
@@ -90,7 +93,7 @@ seed() { # $1 = GB
 	echo "bench: $DATA ${1} GB seeded in $((SECONDS - started)) s" >&2
 }
 
-run() { # $1 = variant; appends "wall cpu rss bytes levels" to $work/$1
+run() { # $1 = variant; appends "wall cpu rss bytes machine levels" to $work/$1
 	local v=$1 t0 b0 wall
 	rm -rf "${work:?}/out" && mkdir -p "$work/out"
 	case $v in
@@ -101,18 +104,20 @@ run() { # $1 = variant; appends "wall cpu rss bytes levels" to $work/$1
 		/usr/bin/time -f '%U %S' -o "$work/time" docker exec "$name" "${buf[@]}" pg_dump -U postgres bench >/dev/null
 		wall=$(awk -v a="$(now)" -v b="$t0" 'BEGIN {print a - b}')
 		# The machine's busy CPU-s, less the CLI's own (stowage takes the CLI's place).
-		echo "$wall $(awk -v a="$(busy)" -v b="$b0" -v t="$TICK" -v cli="$(awk '{print $1 + $2}' "$work/time")" 'BEGIN {print (a - b) / t - cli}') 0 0 -" >>"$work/$v"
+		machine=$(awk -v a="$(busy)" -v b="$b0" -v t="$TICK" 'BEGIN {print (a - b) / t}')
+		echo "$wall $(awk -v m="$machine" -v cli="$(awk '{print $1 + $2}' "$work/time")" 'BEGIN {print m - cli}') 0 0 $machine -" >>"$work/$v"
 		;;
 	shell)
-		t0=$(now)
+		b0=$(busy) t0=$(now)
 		docker exec "$name" pg_dump -U postgres bench | zstd -3 -T0 -q | tee "$work/out/dump.sql.zst" | sha256sum >/dev/null
 		wall=$(awk -v a="$(now)" -v b="$t0" 'BEGIN {print a - b}')
-		echo "$wall 0 0 $(stat -c %s "$work/out/dump.sql.zst") -" >>"$work/$v"
+		echo "$wall 0 0 $(stat -c %s "$work/out/dump.sql.zst") $(awk -v a="$(busy)" -v b="$b0" -v t="$TICK" 'BEGIN {print (a - b) / t}') -" >>"$work/$v"
 		;;
 	*)
 		local env=(STOWAGE_CONFIG=/dev/null STOWAGE_BACKUP_DIR="$work/out" STOWAGE_INSTANCE="$name" STOWAGE_LOG=warn)
 		case $v in
 		l3) env+=(STOWAGE_COMPRESSION__LEVEL=3 STOWAGE_COMPRESSION__THREADS=0) ;;
+		l1) env+=(STOWAGE_COMPRESSION__LEVEL=1 STOWAGE_COMPRESSION__THREADS=0) ;;
 		l3t) env+=(STOWAGE_COMPRESSION__LEVEL=3 STOWAGE_COMPRESSION__THREADS=auto) ;;
 		auto0) env+=(STOWAGE_COMPRESSION__LEVEL=auto STOWAGE_COMPRESSION__THREADS=0) ;;
 		auto) env+=(STOWAGE_COMPRESSION__LEVEL=auto STOWAGE_COMPRESSION__THREADS=auto) ;;
@@ -122,11 +127,12 @@ run() { # $1 = variant; appends "wall cpu rss bytes levels" to $work/$1
 		esac
 		local bin=$BIN
 		case $v in *b) bin=${BEFORE_BIN:?"variant $v needs BEFORE_BIN=path to an earlier stowage build"} ;; esac
+		b0=$(busy)
 		/usr/bin/time -f '%e %U %S %M' -o "$work/time" env "${env[@]}" "$bin" backup >/dev/null
 		local manifest wall user sys kb
 		manifest=$(find "$work/out" -name '*.zst*.json' -not -path '*/.*/*')
 		read -r wall user sys kb <"$work/time"
-		echo "$wall $(awk -v u="$user" -v s="$sys" 'BEGIN {print u + s}') $((kb / 1024)) $(jq .stored.bytes "$manifest") $(jq -c '.stored.compression_levels // {} | to_entries | map("L\(.key):\(.value / 1048576 | floor)M") | join(",")' "$manifest" | tr -d '"')" >>"$work/$v"
+		echo "$wall $(awk -v u="$user" -v s="$sys" 'BEGIN {print u + s}') $((kb / 1024)) $(jq .stored.bytes "$manifest") $(awk -v a="$(busy)" -v b="$b0" -v t="$TICK" 'BEGIN {print (a - b) / t}') $(jq -c '.stored.compression_levels // {} | to_entries | map("L\(.key):\(.value / 1048576 | floor)M") | join(",")' "$manifest" | tr -d '"')" >>"$work/$v"
 		if [ "$v" = age ]; then # the stock CLIs open it and get the whole dump back
 			[ "$(age -d -i "$work/key.txt" "$(find "$work/out" -name '*.zst.age')" | zstd -dc | wc -c)" = "$(jq .raw.bytes "$manifest")" ] ||
 				{ echo "bench: the encrypted artifact does not open to the dump" >&2; exit 1; }
@@ -151,8 +157,8 @@ for gb in "${@:-1 4}"; do
 	case " $VARIANTS " in *" rawbuf "*) floor_base=rawbuf ;; esac
 	echo "CPU floor of the stowage variants measured against $floor_base"
 	echo
-	echo "| command | wall (s) | ratio to raw | CPU s (own) | CPU floor (s) | wall / floor | peak RSS (MiB) | artifact | zstd levels (median run) |"
-	echo "|---|---|---|---|---|---|---|---|---|"
+	echo "| command | wall (s) | ratio to raw | CPU s (own) | CPU floor (s) | wall / floor | cores busy | peak RSS (MiB) | artifact | zstd levels (median run) |"
+	echo "|---|---|---|---|---|---|---|---|---|---|"
 	for v in $VARIANTS; do
 		read -r w wmin wmax < <(cut -d' ' -f1 "$work/$v" | stats)
 		ratio=$(paste -d' ' <(cut -d' ' -f1 "$work/$v") <(cut -d' ' -f1 "$work/raw") | awk '{print $1 / $2}' | stats %.3f)
@@ -164,13 +170,15 @@ for gb in "${@:-1 4}"; do
 			awk -v c="$CORES" -v own="$v" '{f = ($1 + (own ~ /^raw/ ? 0 : $2)) / c; if (f < $3) f = $3; print f}') | awk '{print $1 / $2}' | stats %.3f)
 		rss=$(cut -d' ' -f3 "$work/$v" | sort -n | tail -1)
 		bytes=$(cut -d' ' -f4 "$work/$v" | sort -n | awk '{a[NR] = $1} END {print a[int((NR + 1) / 2)]}')
-		levels=$(sort -g "$work/$v" | awk '{a[NR] = $5} END {print a[int((NR + 1) / 2)]}')
+		busyness=$(awk -v c="$CORES" '{print 100 * $5 / (c * $1)}' "$work/$v" | stats %.0f)
+		levels=$(sort -g "$work/$v" | awk '{a[NR] = $6} END {print a[int((NR + 1) / 2)]}')
 		read -r r rmin rmax <<<"$ratio"
 		read -r f _ _ <<<"$floor"
 		read -r p pmin pmax <<<"$per"
+		read -r u umin umax <<<"$busyness"
 		[ "$v" = shell ] && cpu=-
-		printf '| %s | %s (%s–%s) | %s (%s–%s) | %s | %s | %s (%s–%s) | %s | %s | %s |\n' "$v" "$w" "$wmin" "$wmax" \
-			"$r" "$rmin" "$rmax" "$cpu" "$f" "$p" "$pmin" "$pmax" \
+		printf '| %s | %s (%s–%s) | %s (%s–%s) | %s | %s | %s (%s–%s) | %s%% (%s–%s) | %s | %s | %s |\n' "$v" "$w" "$wmin" "$wmax" \
+			"$r" "$rmin" "$rmax" "$cpu" "$f" "$p" "$pmin" "$pmax" "$u" "$umin" "$umax" \
 			"$([ "$rss" = 0 ] && echo - || echo "$rss")" \
 			"$([ "$bytes" = 0 ] && echo - || numfmt --to=iec "$bytes")" "$levels"
 		if [ -n "${RESULTS:-}" ]; then

@@ -156,6 +156,7 @@ impl Session<'_> {
     ) -> Result<u64, (Step, Failure)> {
         let clock = Instant::now();
         let mut raw: u64 = 0;
+        let mut pieces: u64 = 0;
         let mut last_report = Instant::now();
         while let Some(chunk) = stream.next_stdout().await {
             let chunk = chunk.map_err(|e| (Step::Dump, Failure::Exec(e)))?;
@@ -165,6 +166,7 @@ impl Session<'_> {
             }
             let chunk_len = chunk.len() as u64;
             raw += chunk_len;
+            pieces += 1;
             writer.write(chunk).await.map_err(io)?;
             if raw == chunk_len {
                 crate::fault::point("dump:first-chunk");
@@ -179,6 +181,13 @@ impl Session<'_> {
                 );
             }
         }
+        // How the bytes arrived: many small pieces mean many wake-ups along the chain.
+        tracing::debug!(
+            target = %self.target.name, database, raw_bytes = raw, pieces,
+            mean_piece = raw.checked_div(pieces).unwrap_or(0),
+            secs = format!("{:.2}", clock.elapsed().as_secs_f64()),
+            "dump stream ended"
+        );
         Ok(raw)
     }
 }
