@@ -94,7 +94,7 @@ seed() { # $1 = GB
 }
 
 run() { # $1 = variant; appends "wall cpu rss bytes machine levels" to $work/$1
-	local v=$1 t0 b0 wall
+	local v=$1 t0 b0 wall machine
 	rm -rf "${work:?}/out" && mkdir -p "$work/out"
 	case $v in
 	raw | rawbuf)
