@@ -221,6 +221,14 @@ fn keys_of_every_type_round_trip_through_backup_and_restore() {
         .unwrap();
     use std::os::unix::process::ExitStatusExt as _;
     assert_eq!(killed.status.signal(), Some(9), "{killed:?}");
+    // SIGKILL leaves stowage no moment to remove its helper: it stays until its lifetime
+    // (`sleep 86400`, auto-removed) ends. The test removes it, also when an assert below fails.
+    let label = format!("label=stowage.helper-for={}", restored.c.name);
+    let left: Vec<Container> = docker(&["ps", "-q", "--filter", &label])
+        .split_whitespace()
+        .map(|id| Container { name: id.into() })
+        .collect();
+    assert_eq!(left.len(), 1, "the killed run's helper is still there");
     assert_eq!(
         running(&restored.c.name).trim(),
         "false",
