@@ -62,6 +62,7 @@ recipient=$(age-keygen -y "$work/key.txt")
 
 now() { date +%s.%N; }
 busy() { awk '/^cpu / {print $2 + $3 + $4 + $7 + $8 + $9}' /proc/stat; }
+busy_since() { awk -v a="$(busy)" -v b="$1" -v t="$TICK" 'BEGIN {print (a - b) / t}'; } # CPU-s since busy() gave $1
 stats() { # median min max of the numbers on stdin, in format $1
 	sort -g | awk -v f="${1:-%.2f}" '{a[NR] = $1} END {printf f " " f " " f "\n", a[int((NR + 1) / 2)], a[1], a[NR]}'
 }
@@ -104,14 +105,14 @@ run() { # $1 = variant; appends "wall cpu rss bytes machine levels" to $work/$1
 		/usr/bin/time -f '%U %S' -o "$work/time" docker exec "$name" "${buf[@]}" pg_dump -U postgres bench >/dev/null
 		wall=$(awk -v a="$(now)" -v b="$t0" 'BEGIN {print a - b}')
 		# The machine's busy CPU-s, less the CLI's own (stowage takes the CLI's place).
-		machine=$(awk -v a="$(busy)" -v b="$b0" -v t="$TICK" 'BEGIN {print (a - b) / t}')
+		machine=$(busy_since "$b0")
 		echo "$wall $(awk -v m="$machine" -v cli="$(awk '{print $1 + $2}' "$work/time")" 'BEGIN {print m - cli}') 0 0 $machine -" >>"$work/$v"
 		;;
 	shell)
 		b0=$(busy) t0=$(now)
 		docker exec "$name" pg_dump -U postgres bench | zstd -3 -T0 -q | tee "$work/out/dump.sql.zst" | sha256sum >/dev/null
 		wall=$(awk -v a="$(now)" -v b="$t0" 'BEGIN {print a - b}')
-		echo "$wall 0 0 $(stat -c %s "$work/out/dump.sql.zst") $(awk -v a="$(busy)" -v b="$b0" -v t="$TICK" 'BEGIN {print (a - b) / t}') -" >>"$work/$v"
+		echo "$wall 0 0 $(stat -c %s "$work/out/dump.sql.zst") $(busy_since "$b0") -" >>"$work/$v"
 		;;
 	*)
 		local env=(STOWAGE_CONFIG=/dev/null STOWAGE_BACKUP_DIR="$work/out" STOWAGE_INSTANCE="$name" STOWAGE_LOG=warn)
@@ -132,7 +133,7 @@ run() { # $1 = variant; appends "wall cpu rss bytes machine levels" to $work/$1
 		local manifest wall user sys kb
 		manifest=$(find "$work/out" -name '*.zst*.json' -not -path '*/.*/*')
 		read -r wall user sys kb <"$work/time"
-		echo "$wall $(awk -v u="$user" -v s="$sys" 'BEGIN {print u + s}') $((kb / 1024)) $(jq .stored.bytes "$manifest") $(awk -v a="$(busy)" -v b="$b0" -v t="$TICK" 'BEGIN {print (a - b) / t}') $(jq -c '.stored.compression_levels // {} | to_entries | map("L\(.key):\(.value / 1048576 | floor)M") | join(",")' "$manifest" | tr -d '"')" >>"$work/$v"
+		echo "$wall $(awk -v u="$user" -v s="$sys" 'BEGIN {print u + s}') $((kb / 1024)) $(jq .stored.bytes "$manifest") $(busy_since "$b0") $(jq -c '.stored.compression_levels // {} | to_entries | map("L\(.key):\(.value / 1048576 | floor)M") | join(",")' "$manifest" | tr -d '"')" >>"$work/$v"
 		if [ "$v" = age ]; then # the stock CLIs open it and get the whole dump back
 			[ "$(age -d -i "$work/key.txt" "$(find "$work/out" -name '*.zst.age')" | zstd -dc | wc -c)" = "$(jq .raw.bytes "$manifest")" ] ||
 				{ echo "bench: the encrypted artifact does not open to the dump" >&2; exit 1; }
