@@ -9,7 +9,8 @@
 #   CONTAINER=NAME reuses a running PostgreSQL container from an earlier run (kept, not removed;
 #   its data is seeded only where missing) instead of starting and seeding a new one;
 #   RESULTS=DIR keeps each run's figures (DIR/GB-VARIANT: one line per run, in the order run,
-#   "wall cpu rss bytes machine levels") for paired comparisons across several runs of the script
+#   "wall cpu rss bytes machine levels"; DIR/GB-VARIANT.chain: "container dockerd shim" CPU-s)
+#   for paired comparisons across several runs of the script
 #
 # Data: bench/realistic.sql (prose from a word list, md5 tokens, numerics, timestamps, jsonb,
 # ~5% random bytea; zstd -3 ratio ~3.3). The 1 GB table is made once; larger sizes copy its
@@ -33,7 +34,9 @@
 # what the docker CLI itself spent receiving the stream, which stowage replaces), the CPU floor
 # max(raw wall, (raw CPU - CLI CPU + own CPU) / cores), how busy the machine's cores were
 # (busy CPU-s from /proc/stat over cores x wall: below 100% some core sat idle while the chain
-# waited on itself), peak RSS, artifact size.
+# waited on itself), peak RSS, artifact size. A second table splits the chain's CPU-s per run:
+# the database's container (its cgroup: postgres and pg_dump), dockerd, and the container's
+# containerd-shim ("-" where a figure cannot be read: another cgroup layout, another runtime).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 REPS=${REPS:-5}
@@ -63,6 +66,18 @@ recipient=$(age-keygen -y "$work/key.txt")
 now() { date +%s.%N; }
 busy() { awk '/^cpu / {print $2 + $3 + $4 + $7 + $8 + $9}' /proc/stat; }
 busy_since() { awk -v a="$(busy)" -v b="$1" -v t="$TICK" 'BEGIN {print (a - b) / t}'; } # CPU-s since busy() gave $1
+chain_cpu() { # CPU-s so far: "container dockerd shim", "-" for what cannot be read
+	local cg=- d=- sh=- f p
+	for f in "/sys/fs/cgroup/cpuacct/docker/$cid/cpuacct.usage" "/sys/fs/cgroup/system.slice/docker-$cid.scope/cpu.stat" "/sys/fs/cgroup/docker/$cid/cpu.stat"; do
+		[ -r "$f" ] && cg=$(awk '/^usage_usec/ {print $2 / 1e6; exit} /^[0-9]+$/ {print $1 / 1e9}' "$f") && break
+	done
+	p=$(pgrep -x dockerd | head -1) && d=$(awk -v t="$TICK" '{print ($14 + $15) / t}' "/proc/$p/stat")
+	p=$(pgrep -f "containerd-shim.*$cid" | head -1) && sh=$(awk -v t="$TICK" '{print ($14 + $15) / t}' "/proc/$p/stat")
+	echo "$cg $d $sh"
+}
+chain_since() { # the chain's CPU-s since chain_cpu gave "$1"
+	awk -v a="$(chain_cpu)" -v b="$1" 'BEGIN {n = split(a, x, " "); split(b, y, " "); for (i = 1; i <= n; i++) printf "%s%s", (x[i] == "-" || y[i] == "-" ? "-" : x[i] - y[i]), (i < n ? " " : "\n")}'
+}
 stats() { # median min max of the numbers on stdin, in format $1
 	sort -g | awk -v f="${1:-%.2f}" '{a[NR] = $1} END {printf f " " f " " f "\n", a[int((NR + 1) / 2)], a[1], a[NR]}'
 }
@@ -72,6 +87,7 @@ stats() { # median min max of the numbers on stdin, in format $1
 until docker logs "$name" 2>&1 | grep -q 'init process complete' &&
 	docker exec "$name" pg_isready -q -U postgres 2>/dev/null; do sleep 0.5; done
 sleep 1
+cid=$(docker inspect -f '{{.Id}}' "$name")
 psql() { docker exec -i "$name" psql -q -v ON_ERROR_STOP=1 -U postgres -d bench "$@"; }
 
 seed() { # $1 = GB
@@ -94,9 +110,11 @@ seed() { # $1 = GB
 	echo "bench: $DATA ${1} GB seeded in $((SECONDS - started)) s" >&2
 }
 
-run() { # $1 = variant; appends "wall cpu rss bytes machine levels" to $work/$1
-	local v=$1 t0 b0 wall machine
+run() { # $1 = variant; appends "wall cpu rss bytes machine levels" to $work/$1, the chain's
+	# CPU-s ("container dockerd shim") to $work/$1.chain
+	local v=$1 t0 b0 wall machine c0
 	rm -rf "${work:?}/out" && mkdir -p "$work/out"
+	c0=$(chain_cpu)
 	case $v in
 	raw | rawbuf)
 		local buf=()
@@ -140,13 +158,14 @@ run() { # $1 = variant; appends "wall cpu rss bytes machine levels" to $work/$1
 		fi
 		;;
 	esac
+	chain_since "$c0" >>"$work/$v.chain"
 }
 
 echo "machine: $CORES cores, $(awk '/MemTotal/ {printf "%.0f GiB", $2 / 1048576}' /proc/meminfo), $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | xargs), $(docker version -f 'Docker {{.Server.Version}}'), $(date -u +%F)"
 for gb in "${@:-1 4}"; do
 	seed "$gb"
 	size=$(docker exec "$name" pg_dump -U postgres bench | wc -c) # also warms the cache
-	for v in $VARIANTS; do rm -f "${work:?}/$v"; done
+	for v in $VARIANTS; do rm -f "${work:?}/$v" "$work/$v.chain"; done
 	for rep in $(seq "$REPS"); do
 		for v in $VARIANTS; do run "$v"; done
 		echo "bench: rep $rep of $REPS done" >&2
@@ -183,7 +202,24 @@ for gb in "${@:-1 4}"; do
 			"$([ "$rss" = 0 ] && echo - || echo "$rss")" \
 			"$([ "$bytes" = 0 ] && echo - || numfmt --to=iec "$bytes")" "$levels"
 		if [ -n "${RESULTS:-}" ]; then
-			mkdir -p "$RESULTS" && cp "$work/$v" "$RESULTS/$gb-$v"
+			mkdir -p "$RESULTS" && cp "$work/$v" "$RESULTS/$gb-$v" && cp "$work/$v.chain" "$RESULTS/$gb-$v.chain"
 		fi
+	done
+	echo
+	echo "The chain's CPU-s per run, median (min–max)"
+	echo
+	echo "| command | database container | dockerd | containerd-shim |"
+	echo "|---|---|---|---|"
+	for v in $VARIANTS; do
+		row="| $v |"
+		for col in 1 2 3; do
+			if grep -qx -- - <(cut -d' ' -f"$col" "$work/$v.chain"); then
+				row+=" - |"
+			else
+				read -r m mmin mmax < <(cut -d' ' -f"$col" "$work/$v.chain" | stats)
+				row+=" $m ($mmin–$mmax) |"
+			fi
+		done
+		echo "$row"
 	done
 done
