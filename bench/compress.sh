@@ -9,7 +9,8 @@
 #   CONTAINER=NAME reuses a running PostgreSQL container from an earlier run (kept, not removed;
 #   its data is seeded only where missing) instead of starting and seeding a new one;
 #   RESULTS=DIR keeps each run's figures (DIR/GB-VARIANT: one line per run, in the order run,
-#   "wall cpu rss bytes machine levels"; DIR/GB-VARIANT.chain: "container dockerd shim" CPU-s)
+#   "wall cpu rss bytes machine levels", six fields on every line, "-" for what a command lacks;
+#   DIR/GB-VARIANT.chain: "container dockerd shim" CPU-s)
 #   for paired comparisons across several runs of the script
 #
 # Data: bench/realistic.sql (prose from a word list, md5 tokens, numerics, timestamps, jsonb,
@@ -151,7 +152,7 @@ run() { # $1 = variant; appends "wall cpu rss bytes machine levels" to $work/$1,
 		local manifest wall user sys kb
 		manifest=$(find "$work/out" -name '*.zst*.json' -not -path '*/.*/*')
 		read -r wall user sys kb <"$work/time"
-		echo "$wall $(awk -v u="$user" -v s="$sys" 'BEGIN {print u + s}') $((kb / 1024)) $(jq .stored.bytes "$manifest") $(busy_since "$b0") $(jq -c '.stored.compression_levels // {} | to_entries | map("L\(.key):\(.value / 1048576 | floor)M") | join(",")' "$manifest" | tr -d '"')" >>"$work/$v"
+		echo "$wall $(awk -v u="$user" -v s="$sys" 'BEGIN {print u + s}') $((kb / 1024)) $(jq .stored.bytes "$manifest") $(busy_since "$b0") $(jq -c '.stored.compression_levels // {} | to_entries | map("L\(.key):\(.value / 1048576 | floor)M") | join(",") | if . == "" then "-" else . end' "$manifest" | tr -d '"')" >>"$work/$v"
 		if [ "$v" = age ]; then # the stock CLIs open it and get the whole dump back
 			[ "$(age -d -i "$work/key.txt" "$(find "$work/out" -name '*.zst.age')" | zstd -dc | wc -c)" = "$(jq .raw.bytes "$manifest")" ] ||
 				{ echo "bench: the encrypted artifact does not open to the dump" >&2; exit 1; }
