@@ -11,7 +11,7 @@
 use std::str::FromStr;
 use std::sync::Arc;
 
-use chrono::{DateTime, Utc};
+use chrono::{DateTime, SubsecRound, Utc};
 use chrono_tz::Tz;
 use croner::Cron;
 
@@ -53,6 +53,12 @@ fn representable(t: DateTime<Utc>) -> Option<()> {
     (t.checked_add_signed(margin).is_some() && t.checked_sub_signed(margin).is_some()).then_some(())
 }
 
+/// The five fields of a cron line, as errors name them.
+const FIELDS: [&str; 5] = ["minute", "hour", "day-of-month", "month", "day-of-week"];
+
+/// 4500-01-01T00:00:00Z: where the never-runs check starts searching (see `parse_in`).
+const NEVER_PROBE_FROM: i64 = 79_839_129_600;
+
 /// A schedule that does not parse.
 #[derive(Debug, thiserror::Error)]
 #[error(
@@ -85,7 +91,33 @@ impl Schedule {
                 trimmed.split_whitespace().count()
             )));
         }
+        if !trimmed.starts_with('@') {
+            // croner skips empty list items, so a stray comma ("0 , * * *") would leave a
+            // field with no values at all: a schedule that never runs.
+            for (field, name) in trimmed.split_whitespace().zip(FIELDS) {
+                if field.split(',').any(|item| item.trim().is_empty()) {
+                    return Err(err(format!(
+                        "the {name} field {field:?} has an empty item in its list"
+                    )));
+                }
+            }
+        }
         let cron = Cron::from_str(trimmed).map_err(|e| err(e.to_string()))?;
+        // A pattern that no date matches (30 February, 31 April) would never run, silently.
+        // The Gregorian calendar repeats every 400 years, weekdays included, so a pattern that
+        // matches at all matches in the 500 years from 4500 to croner's last year, 5000.
+        // Searching that span costs nothing for a pattern that matches and a few tens of
+        // milliseconds for one that does not.
+        let probe = DateTime::<Utc>::from_timestamp(NEVER_PROBE_FROM, 0)
+            .expect("a fixed, representable time")
+            .with_timezone(&zone);
+        if cron.find_next_occurrence(&probe, true).is_err() {
+            return Err(err(
+                "no date matches it, so it would never run (a day of the month that the \
+                 month does not have, such as 30 February?)"
+                    .to_string(),
+            ));
+        }
         Ok(Self {
             text: trimmed.to_string(),
             cron: Arc::new(cron),
@@ -106,8 +138,9 @@ impl Schedule {
     /// The first run strictly after `after`, or `None` if the schedule never fires again.
     pub fn next_after(&self, after: DateTime<Utc>) -> Option<DateTime<Utc>> {
         representable(after)?;
+        // From the whole second: croner keeps the nanoseconds of its start in what it returns.
         self.cron
-            .find_next_occurrence(&after.with_timezone(&self.zone), false)
+            .find_next_occurrence(&after.trunc_subsecs(0).with_timezone(&self.zone), false)
             .ok()
             .map(|t| t.with_timezone(&Utc))
     }
@@ -116,7 +149,7 @@ impl Schedule {
     pub fn prev_at_or_before(&self, at: DateTime<Utc>) -> Option<DateTime<Utc>> {
         representable(at)?;
         self.cron
-            .find_previous_occurrence(&at.with_timezone(&self.zone), true)
+            .find_previous_occurrence(&at.trunc_subsecs(0).with_timezone(&self.zone), true)
             .ok()
             .map(|t| t.with_timezone(&Utc))
     }
@@ -233,6 +266,53 @@ mod tests {
             let e = Schedule::parse(bad).unwrap_err().to_string();
             assert!(e.contains("bad cron schedule"), "{bad}: {e}");
         }
+    }
+
+    /// Lines croner accepts but that would never run: refused when parsed, with the reason,
+    /// instead of a target that is silently never backed up.
+    #[test]
+    fn refuses_lines_that_would_never_run() {
+        for (bad, why) in [
+            ("0 , 1 * 0", "the hour field \",\" has an empty item"),
+            (
+                "0,,30 3 * * *",
+                "the minute field \"0,,30\" has an empty item",
+            ),
+            ("0 3 * 2, *", "the month field \"2,\" has an empty item"),
+            ("0 0 30 2 *", "would never run"),
+            ("0 0 31 4,6,9,11 *", "would never run"),
+        ] {
+            let e = Schedule::parse(bad).unwrap_err().to_string();
+            assert!(e.contains(why), "{bad}: {e}");
+        }
+        // In a zone too.
+        let berlin = zone(Some("Europe/Berlin")).unwrap();
+        assert!(Schedule::parse_in("0 0 31 2 *", berlin).is_err());
+        // Rare is not never: 29 February comes every four years, and with a weekday cron
+        // ORs the two (every Monday of February).
+        let leap = Schedule::parse("0 0 29 2 *").unwrap();
+        assert_eq!(
+            leap.next_after(at(2026, 12, 7, 0, 0)),
+            Some(at(2028, 2, 29, 0, 0))
+        );
+        let or = Schedule::parse("0 0 31 2 MON").unwrap();
+        assert_eq!(
+            or.next_after(at(2026, 12, 7, 0, 0)),
+            Some(at(2027, 2, 1, 0, 0))
+        );
+    }
+
+    /// croner keeps the start's nanoseconds in its result; runs are on whole seconds.
+    #[test]
+    fn runs_are_on_whole_seconds() {
+        let s = Schedule::parse("0 3 * * *").unwrap();
+        let now = at(2026, 12, 7, 1, 17) + chrono::Duration::nanoseconds(939_275_381);
+        assert_eq!(s.next_after(now), Some(at(2026, 12, 7, 3, 0)));
+        assert_eq!(s.prev_at_or_before(now), Some(at(2026, 12, 6, 3, 0)));
+        // At or before: the run at exactly 03:00 is found from 03:00 and a fraction.
+        let just_after = at(2026, 12, 7, 3, 0) + chrono::Duration::milliseconds(500);
+        assert_eq!(s.prev_at_or_before(just_after), Some(at(2026, 12, 7, 3, 0)));
+        assert_eq!(s.next_after(just_after), Some(at(2026, 12, 8, 3, 0)));
     }
 
     #[test]
