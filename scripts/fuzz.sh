@@ -8,21 +8,25 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 seconds=${FUZZ_SECONDS:-30}
-# Built at opt-level 1 without debug info (fuzz/Cargo.toml: quicker to build than a full release), in a
-# directory kept between runs on the same machine, so only the first run pays for the build.
+# Built as fuzz/Cargo.toml says: stowage at opt-level 1, its dependencies at 0. cargo-fuzz's
+# release build would pass -Ccodegen-units=1 in RUSTFLAGS, overriding the profile; the flags below
+# ask for its 16. The build and the runs must pass the same flags, or each run rebuilds. The
+# target directory is kept between runs on the same machine, so only the first run pays for the
+# build.
 target_dir=${STOWAGE_FUZZ_TARGET_DIR:-$HOME/.cache/stowage/fuzz-target}
 if ! command -v cargo-fuzz >/dev/null; then
 	echo "fuzz: installing cargo-fuzz from crates.io (a minute or two, once)"
 	cargo install --quiet --locked cargo-fuzz
 fi
 cd fuzz
+flags=(-s none --release --codegen-units 16 --target-dir "$target_dir")
 started=$SECONDS
-cargo fuzz build -s none --release --target-dir "$target_dir"
+cargo fuzz build "${flags[@]}"
 echo "fuzz: built the targets in $((SECONDS - started)) s"
 for target in $(cargo fuzz list); do
 	mkdir -p "corpus/$target"
 	echo "fuzz: $target for ${seconds} s"
-	cargo fuzz run -s none --release --target-dir "$target_dir" "$target" "corpus/$target" -- \
+	cargo fuzz run "${flags[@]}" "$target" "corpus/$target" -- \
 		-max_total_time="$seconds" -rss_limit_mb=2048 -max_len=8192 -print_final_stats=1 2>&1 |
 		grep -E '^(stat::number_of_executed_units|stat::new_units_added|#[0-9]+ +DONE)|panicked|ERROR|SUMMARY' || true
 	status=${PIPESTATUS[0]}

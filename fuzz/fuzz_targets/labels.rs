@@ -3,6 +3,7 @@
 #![no_main]
 
 use std::collections::BTreeMap;
+use std::sync::LazyLock;
 
 use libfuzzer_sys::fuzz_target;
 use stowage::discover::{ContainerInfo, Env, Mount};
@@ -11,6 +12,9 @@ use stowage::plan::{self, Defaults, Entry};
 use stowage::remote::config::Storages;
 use stowage::retention::Policy;
 use stowage::schedule::Schedule;
+
+// Built once: the built-in engine specs take milliseconds to load, which was most of each run.
+static REGISTRY: LazyLock<Registry> = LazyLock::new(|| Registry::builtin().unwrap());
 
 fuzz_target!(|data: &[u8]| {
     let Ok(text) = std::str::from_utf8(data) else {
@@ -27,7 +31,10 @@ fuzz_target!(|data: &[u8]| {
     let container = ContainerInfo {
         id: "0123456789abcdef".into(),
         name: "fuzz".into(),
-        image: labels.get("image").cloned().unwrap_or_else(|| "postgres:16".into()),
+        image: labels
+            .get("image")
+            .cloned()
+            .unwrap_or_else(|| "postgres:16".into()),
         state: "running".into(),
         labels,
         env: Env::from_list(&env),
@@ -46,12 +53,12 @@ fuzz_target!(|data: &[u8]| {
             },
         ],
     };
-    let registry = Registry::builtin().unwrap();
+    let registry = &*REGISTRY;
     let schedule = Schedule::parse("0 3 * * *").unwrap();
     let entries = plan::plan(
         &[container],
         &Defaults {
-            registry: &registry,
+            registry,
             schedule: &schedule,
             drill: Some(&schedule),
             encryption: true,

@@ -22,6 +22,10 @@ fuzz_target!(|data: &[u8]| {
         for chunk in data.chunks(size) {
             chunked.feed(chunk);
         }
-        assert_eq!(whole.finish(), chunked.finish(), "{format:?}, chunks of {size}");
+        assert_eq!(
+            whole.finish(),
+            chunked.finish(),
+            "{format:?}, chunks of {size}"
+        );
     }
 });

@@ -17,7 +17,9 @@ fuzz_target!(|data: &[u8]| {
     if let Ok(s) = Schedule::parse_in(line, zone) {
         for at in [
             DateTime::<Utc>::UNIX_EPOCH,
-            DateTime::parse_from_rfc3339("2026-03-29T00:59:00Z").unwrap().to_utc(),
+            DateTime::parse_from_rfc3339("2026-03-29T00:59:00Z")
+                .unwrap()
+                .to_utc(),
             DateTime::<Utc>::MAX_UTC,
         ] {
             let _ = s.next_after(at);
