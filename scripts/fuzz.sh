@@ -2,8 +2,10 @@
 # Runs every fuzz target (fuzz/fuzz_targets/) for FUZZ_SECONDS each (default 30) with cargo-fuzz
 # and libFuzzer, on the stable toolchain (no sanitizer: the targets look for panics, which Rust
 # code reports without one). Inputs that reach new code are added to fuzz/corpus/<target>/,
-# which is kept in the repository; a panic fails the script and leaves the input in
-# fuzz/artifacts/<target>/ (replay it with `cargo fuzz run -s none TARGET FILE`).
+# which is kept in the repository. A panic, or an input that takes more than 10 s (libFuzzer's
+# timeout: the schedule target's corpus once held inputs that took a minute), fails the script
+# and leaves the input in fuzz/artifacts/<target>/ (replay it with
+# `cargo fuzz run -s none TARGET FILE`).
 # Installs cargo-fuzz from crates.io the first time.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -27,7 +29,7 @@ for target in $(cargo fuzz list); do
 	mkdir -p "corpus/$target"
 	echo "fuzz: $target for ${seconds} s"
 	cargo fuzz run "${flags[@]}" "$target" "corpus/$target" -- \
-		-max_total_time="$seconds" -rss_limit_mb=2048 -max_len=8192 -print_final_stats=1 2>&1 |
+		-max_total_time="$seconds" -timeout=10 -rss_limit_mb=2048 -max_len=8192 -print_final_stats=1 2>&1 |
 		grep -E '^(stat::number_of_executed_units|stat::new_units_added|#[0-9]+ +DONE)|panicked|ERROR|SUMMARY' || true
 	status=${PIPESTATUS[0]}
 	if [ "$status" -ne 0 ]; then
@@ -35,4 +37,4 @@ for target in $(cargo fuzz list); do
 		exit 1
 	fi
 done
-echo "fuzz: every target ran ${seconds} s without a panic"
+echo "fuzz: every target ran ${seconds} s without a panic or a timeout"

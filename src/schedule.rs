@@ -6,7 +6,9 @@
 //! "now" in the zone each time they are needed, so a DST change never shifts a schedule.
 //! Across DST, croner follows Vixie cron: a fixed time that falls into the spring-forward gap
 //! runs right after the gap, the same day; one in the fall-back overlap runs once, at its first
-//! occurrence. This module only computes times; [`crate::daemon::scheduler`] decides what is due.
+//! occurrence. A line that would never run (no date matches it, or a list with an empty item,
+//! which croner would skip) is refused when parsed. This module only computes times;
+//! [`crate::daemon::scheduler`] decides what is due.
 
 use std::str::FromStr;
 use std::sync::Arc;
