@@ -108,8 +108,8 @@ impl Schedule {
         // A pattern that no date matches (30 February, 31 April) would never run, silently.
         // The Gregorian calendar repeats every 400 years, weekdays included, so a pattern that
         // matches at all matches in the 500 years from 4500 to croner's last year, 5000.
-        // Searching that span costs nothing for a pattern that matches and a few tens of
-        // milliseconds for one that does not.
+        // Measured in a release build: 0.1 ms for a pattern that matches, 10-40 ms for one
+        // that does not (a labelled container with such a schedule pays that at each replan).
         let probe = DateTime::<Utc>::from_timestamp(NEVER_PROBE_FROM, 0)
             .expect("a fixed, representable time")
             .with_timezone(&zone);
