@@ -4,8 +4,9 @@
 # code reports without one). Inputs that reach new code are added to fuzz/corpus/<target>/,
 # which is kept in the repository. A panic, or an input that takes more than 10 s (libFuzzer's
 # timeout: the schedule target's corpus once held inputs that took a minute), fails the script
-# and leaves the input in fuzz/artifacts/<target>/ (replay it with
-# `cargo fuzz run -s none TARGET FILE`).
+# and leaves the input in fuzz/artifacts/<target>/. Replay it from fuzz/ with the flags below,
+# or cargo-fuzz rebuilds everything elsewhere: `cargo fuzz run -s none --release
+# --codegen-units 16 --target-dir ~/.cache/stowage/fuzz-target TARGET FILE`.
 # Installs cargo-fuzz from crates.io the first time.
 set -euo pipefail
 cd "$(dirname "$0")/.."
