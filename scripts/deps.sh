@@ -9,7 +9,7 @@
 # status page in a real headless browser); from crates.io,
 # s3s-fs (a real S3 server for the storage tests); from PyPI, matrix-synapse (a real Matrix
 # homeserver for the notification tests) in a venv under ~/.cache/stowage-test. Does nothing
-# when they are already there.
+# when they are already there. `scripts/deps.sh debian` installs Debian's packages only.
 set -euo pipefail
 missing=()
 command -v mmdebstrap >/dev/null || missing+=(mmdebstrap)
@@ -34,6 +34,7 @@ if [ ${#missing[@]} -gt 0 ]; then
 	"${sudo[@]}" apt-get update -qq
 	DEBIAN_FRONTEND=noninteractive "${sudo[@]}" apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
 fi
+[ "${1:-}" = debian ] && exit 0
 command -v cargo >/dev/null || { echo "deps: cargo is missing: install a Rust toolchain (rustup) first" >&2; exit 1; }
 # A real S3-compatible server for the storage tests, from crates.io (later versions need a
 # newer rustc than some machines have; this one is known to work).

@@ -7,7 +7,8 @@
 # and leaves the input in fuzz/artifacts/<target>/. Replay it from fuzz/ with the flags below,
 # or cargo-fuzz rebuilds everything elsewhere: `cargo fuzz run -s none --release
 # --codegen-units 16 --target-dir ~/.cache/stowage/fuzz-target TARGET FILE`.
-# Installs cargo-fuzz from crates.io the first time.
+# Installs cargo-fuzz from crates.io the first time. `scripts/fuzz.sh build` installs and builds
+# only (scripts/test.sh runs it while the tests run, at idle CPU priority).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 seconds=${FUZZ_SECONDS:-30}
@@ -26,6 +27,7 @@ flags=(-s none --release --codegen-units 16 --target-dir "$target_dir")
 started=$SECONDS
 cargo fuzz build "${flags[@]}"
 echo "fuzz: built the targets in $((SECONDS - started)) s"
+[ "${1:-}" = build ] && exit 0
 for target in $(cargo fuzz list); do
 	mkdir -p "corpus/$target"
 	echo "fuzz: $target for ${seconds} s"
