@@ -3,7 +3,7 @@
 # installs the Debian packages it needs, checks formatting and lints, builds the test images
 # (cached by content hash), then runs the unit tests and the integration tests against the
 # real Docker engine and real PostgreSQL containers, then the fuzzers (scripts/fuzz.sh,
-# FUZZ_SECONDS each, 30 by default; FUZZ_SECONDS=0 skips them). Extra arguments go to
+# FUZZ_SECONDS each, 20 by default here; FUZZ_SECONDS=0 skips them). Extra arguments go to
 # `cargo test`.
 #
 # On a fresh machine two long steps overlap others that leave a core free: the test images
@@ -44,7 +44,8 @@ cargo build --locked --bins
 echo "== images"
 finish_background "$images" "$logs/images" "building the test images"
 scripts/images.sh stowage
-fuzz=${FUZZ_SECONDS:-30}
+export FUZZ_SECONDS=${FUZZ_SECONDS:-20}
+fuzz=$FUZZ_SECONDS
 if [ "$fuzz" != 0 ]; then
 	start_background "$logs/fuzz" chrt --idle 0 scripts/fuzz.sh build
 	fuzz_build=$!

@@ -122,12 +122,12 @@ fn standby_daemons_back_each_scheduled_time_up_exactly_once() {
     // It comes back, and takes part in the next scheduled times.
     let (_k2, port_k) = start("k", false);
 
-    // Four scheduled times: t0 (taken over once the dead holder's lease expired) and three
-    // more, each run by exactly one of the three daemons.
-    let times: Vec<DateTime<Utc>> = (0..4).map(|i| t0 + chrono::Duration::minutes(i)).collect();
+    // Three scheduled times: t0 (taken over once the dead holder's lease expired) and two
+    // more, each contested by all three daemons and run by exactly one of them.
+    let times: Vec<DateTime<Utc>> = (0..3).map(|i| t0 + chrono::Duration::minutes(i)).collect();
     let last = *times.last().unwrap();
     let wait = (last - Utc::now()).num_seconds().max(0) as u64 + 90;
-    wait_for(wait, "a backup of each of four scheduled times", || {
+    wait_for(wait, "a backup of each of three scheduled times", || {
         let done: Vec<_> = manifests(&host_dir.join(&target))
             .into_iter()
             .map(|(_, at)| minute(at))
@@ -167,7 +167,7 @@ fn standby_daemons_back_each_scheduled_time_up_exactly_once() {
             .sum()
     };
     assert_eq!(sum("takeover"), 1, "one takeover of the dead holder's run");
-    assert!(sum("won") >= 3, "the later times were won: {}", sum("won"));
+    assert!(sum("won") >= 2, "the later times were won: {}", sum("won"));
     assert!(
         sum("skipped") >= 4,
         "the losers said so: {}",
