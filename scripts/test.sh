@@ -17,8 +17,12 @@ started=$SECONDS
 
 # Background steps run in their own process group, so that stopping one stops all it started.
 background=()
-stop_background() { for pid in "${background[@]}"; do kill -- "-$pid" 2>/dev/null || true; done; }
-trap stop_background EXIT
+logs=$(mktemp -d)
+clean_up() {
+	for pid in "${background[@]}"; do kill -- "-$pid" 2>/dev/null || true; done
+	rm -rf "$logs"
+}
+trap clean_up EXIT
 start_background() { # LOG COMMAND...
 	local log=$1; shift
 	setsid "$@" >"$log" 2>&1 &
@@ -30,7 +34,6 @@ finish_background() { # PID LOG WHAT
 	cat "$2"
 	[ "$status" -eq 0 ] || { echo "test.sh: $3 failed (exit $status)" >&2; exit 1; }
 }
-logs=$(mktemp -d)
 
 scripts/deps.sh debian
 echo "== images (built in the background from here on; their log follows the lints)"
@@ -57,5 +60,4 @@ if [ "$fuzz" != 0 ]; then
 	finish_background "$fuzz_build" "$logs/fuzz" "building the fuzz targets"
 	scripts/fuzz.sh
 fi
-rm -rf "$logs"
 echo "== suite finished in $((SECONDS - started)) s"
