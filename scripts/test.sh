@@ -48,14 +48,13 @@ echo "== images"
 finish_background "$images" "$logs/images" "building the test images"
 scripts/images.sh stowage
 export FUZZ_SECONDS=${FUZZ_SECONDS:-20}
-fuzz=$FUZZ_SECONDS
-if [ "$fuzz" != 0 ]; then
+if [ "$FUZZ_SECONDS" != 0 ]; then
 	start_background "$logs/fuzz" chrt --idle 0 scripts/fuzz.sh build
 	fuzz_build=$!
 fi
 echo "== tests"
 cargo test --locked "$@"
-if [ "$fuzz" != 0 ]; then
+if [ "$FUZZ_SECONDS" != 0 ]; then
 	echo "== fuzz (built while the tests ran)"
 	finish_background "$fuzz_build" "$logs/fuzz" "building the fuzz targets"
 	scripts/fuzz.sh
